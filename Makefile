@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make run   - set up .venv, generate the demo data, execute the notebooks in order
+#   make test  - set up .venv, lint, run the test suite (every notebook on the tiny profile)
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= demo
+
+.PHONY: run test lint format bench netron clean-venv
+
+$(STAMP): requirements/*.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==26.3
+	$(BIN)/pip install --quiet -r requirements/brevitas.txt -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements/finn.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation \
+		--config-settings editable_mode=compat -e .
+	$(BIN)/python -c "import torch, brevitas, qonnx, finn; print('venv ok: torch', torch.__version__)"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m modules.pipeline --profile $(PROFILE)
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_training.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,342 @@
+"""D-Fire, FASDD and the demo data -> `Sample`s with multi-label [smoke, fire] targets.
+
+Nothing is silently relabelled: every image that is left out is counted under a short reason in
+a `LoadReport`, and conventions that decide a label (D-Fire: no label file = neither) are
+counted as their own rows, so the printed table accounts for every file that was looked at.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from modules.demo_data import ensure_demo_dataset
+from modules.preprocess import build_augmentation, load_rgb, preprocess, resize_square
+from modules.yolo_labels import boxes_to_target, read_yolo_label
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+SUBSET_SEED = 20240607  # fixed: DS_LEN subsets and the D-Fire val slice never change between runs
+
+# skip reasons and notes (row names of the report tables)
+LABEL_WITHOUT_IMAGE = "label without image"
+MISSING_IMAGE = "missing image"
+UNREADABLE_IMAGE = "unreadable image"
+KEYWORD_DISAGREES = "name keyword disagrees with boxes"
+DFIRE_NO_LABEL = "images without label file: counted as neither (D-Fire convention)"
+FASDD_NO_LABEL = "images without label file: no boxes, then checked against the name keyword"
+NO_KEYWORD = "no class keyword in file name: not cross-checked"
+DUPLICATE_ENTRY = "listed more than once: kept once"
+NOT_AN_IMAGE = "files in images/ that are not images: ignored"
+
+FASDD_SUBSETS = {  # DATASET value -> (subset name in the annotation folder, config key)
+    "fasdd_cv": ("CV", "FASDD_CV_DIR"),
+    "fasdd_uav": ("UAV", "FASDD_UAV_DIR"),
+    "fasdd_rs": ("RS", "FASDD_RS_DIR"),
+}
+SOURCES = {  # DATASET value -> the sources it concatenates
+    "demo": ["demo"],
+    "dfire": ["dfire"],
+    "fasdd": list(FASDD_SUBSETS),
+    **{name: [name] for name in FASDD_SUBSETS},
+    "dfire+fasdd": ["dfire", *FASDD_SUBSETS],
+}
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Sample:
+    image_path: Path
+    target: np.ndarray  # float32, one 0/1 entry per class in CLASSES order
+    boxes: np.ndarray  # float32 (N, 5): class index in CLASSES, cx, cy, w, h (0..1); for detectors
+
+
+def category_of(target, classes):
+    """'none', a class name, or 'both' (every class present)."""
+    present = [name for name, value in zip(classes, target) if value > 0]
+    if not present:
+        return "none"
+    if len(present) == len(classes) > 1:
+        return "both"
+    return "+".join(present)
+
+
+@dataclass
+class LoadReport:
+    name: str
+    classes: list
+    kept: Counter  # category -> images kept
+    skipped: Counter = field(default_factory=Counter)  # reason -> images left out
+    notes: Counter = field(default_factory=Counter)  # convention or remark -> images concerned
+    parts: list = field(default_factory=list)  # the sources' reports of a combined set
+
+    @property
+    def n_kept(self):
+        return sum(self.kept.values())
+
+    @property
+    def n_skipped(self):
+        return sum(self.skipped.values())
+
+    def table(self):
+        """One row per kept category (zeros included), per note and per skip reason."""
+        categories = ["none", *self.classes, "both"] if len(self.classes) == 2 else self.kept
+        rows = [("kept", name, self.kept.get(name, 0)) for name in categories]
+        rows += [("note", note, count) for note, count in sorted(self.notes.items())]
+        rows += [("skipped", reason, count) for reason, count in sorted(self.skipped.items())]
+        return pd.DataFrame(rows, columns=["status", "item", "images"])
+
+    def __str__(self):
+        lines = [f"{self.name}: {self.n_kept} images kept, {self.n_skipped} skipped"]
+        lines += [f"  from {part.name}: {part.n_kept} kept, {part.n_skipped} skipped"
+                  for part in self.parts]
+        return "\n".join(lines + [self.table().to_string(index=False)])
+
+
+@dataclass
+class Scan:
+    """What reading one folder found, before any DS_LEN subset."""
+
+    name: str
+    samples: list
+    skipped: Counter = field(default_factory=Counter)
+    notes: Counter = field(default_factory=Counter)
+
+
+def require_path(path, what, config_key):
+    if not Path(path).exists():
+        raise FileNotFoundError(
+            f"{what} not found: {Path(path)} (set {config_key} in config.py to the dataset folder)"
+        )
+
+
+def image_is_readable(path):
+    """Cheap check at index time: PIL reads the header and structure, without decoding pixels."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+        return True
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def record(scan, image_path, boxes, classes):
+    """Keep the image, or count why not (`boxes` is a skip reason, or the file is unreadable)."""
+    if isinstance(boxes, np.ndarray) and not image_is_readable(image_path):
+        boxes = UNREADABLE_IMAGE
+    if isinstance(boxes, str):
+        scan.skipped[boxes] += 1
+    else:
+        scan.samples.append(Sample(Path(image_path), boxes_to_target(boxes, len(classes)), boxes))
+
+
+def list_images(images_dir, notes):
+    files = sorted(path for path in Path(images_dir).iterdir() if path.is_file())
+    images = [path for path in files if path.suffix.lower() in IMAGE_SUFFIXES]
+    if len(files) > len(images):
+        notes[NOT_AN_IMAGE] += len(files) - len(images)
+    return images
+
+
+def scan_dfire_split(root, split, class_ids, classes, config_key="DFIRE_DIR", name=None):
+    """Read root/split/{images,labels}; an image's label is its stem + .txt."""
+    images_dir, labels_dir = Path(root) / split / "images", Path(root) / split / "labels"
+    require_path(images_dir, f"{split} images folder", config_key)
+    require_path(labels_dir, f"{split} labels folder", config_key)
+    scan = Scan(name or f"D-Fire {split}", [])
+    images = list_images(images_dir, scan.notes)
+    for image_path in images:
+        label_path = labels_dir / f"{image_path.stem}.txt"
+        if label_path.exists():
+            boxes = read_yolo_label(label_path, class_ids, classes)
+        else:
+            scan.notes[DFIRE_NO_LABEL] += 1
+            boxes = np.zeros((0, 5), dtype=np.float32)
+        record(scan, image_path, boxes, classes)
+    stems = {path.stem for path in images}
+    orphans = [path for path in labels_dir.glob("*.txt") if path.stem not in stems]
+    if orphans:
+        scan.skipped[LABEL_WITHOUT_IMAGE] += len(orphans)
+    return scan
+
+
+def name_keyword_category(image_path, classes):
+    """FASDD names carry both / neither / smoke / fire; None when no single keyword is found."""
+    words = set("".join(c if c.isalpha() else " " for c in Path(image_path).stem.lower()).split())
+    found = words & {"both", "neither", *classes}
+    if found == {"both"} or found == set(classes):
+        return "both"
+    if found == {"neither"}:
+        return "none"
+    return found.pop() if len(found) == 1 else None
+
+
+def resolve_listed_image(entry, root, list_dir, images_dir):
+    """A list entry -> an existing image path (the listed path first, then by name in images/)."""
+    listed = Path(entry.strip().replace("\\", "/"))
+    candidates = [listed] if listed.is_absolute() else [root / listed, list_dir / listed]
+    candidates.append(images_dir / listed.name)
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def fasdd_boxes(image_path, labels_dir, class_ids, classes, notes):
+    """Boxes of one FASDD image, or a skip reason (label error, or the name keyword disagrees)."""
+    label_path = labels_dir / f"{image_path.stem}.txt"
+    if label_path.exists():
+        boxes = read_yolo_label(label_path, class_ids, classes)
+        if isinstance(boxes, str):
+            return boxes
+    else:
+        notes[FASDD_NO_LABEL] += 1
+        boxes = np.zeros((0, 5), dtype=np.float32)
+    expected = name_keyword_category(image_path, classes)
+    if expected is None:
+        notes[NO_KEYWORD] += 1
+    elif expected != category_of(boxes_to_target(boxes, len(classes)), classes):
+        return KEYWORD_DISAGREES
+    return boxes
+
+
+def scan_fasdd_split(root, subset, split, class_ids, classes, config_key, name=None):
+    """Read a FASDD subset: images/ and annotations/YOLO_<subset>/{labels/, <split>.txt}."""
+    root = Path(root)
+    annotations = root / "annotations" / f"YOLO_{subset}"
+    images_dir, labels_dir = root / "images", annotations / "labels"
+    list_file = annotations / f"{split}.txt"
+    require_path(images_dir, f"FASDD_{subset} images folder", config_key)
+    require_path(labels_dir, f"FASDD_{subset} labels folder", config_key)
+    require_path(list_file, f"FASDD_{subset} {split} list file", config_key)
+    scan, seen = Scan(name or f"FASDD_{subset} {split}", []), set()
+    for entry in list_file.read_text(encoding="utf-8-sig").splitlines():
+        if not entry.strip():
+            continue
+        image_path = resolve_listed_image(entry, root, list_file.parent, images_dir)
+        if image_path is None:
+            scan.skipped[MISSING_IMAGE] += 1
+        elif image_path.resolve() in seen:
+            scan.notes[DUPLICATE_ENTRY] += 1
+        else:
+            seen.add(image_path.resolve())
+            boxes = fasdd_boxes(image_path, labels_dir, class_ids, classes, scan.notes)
+            record(scan, image_path, boxes, classes)
+    return scan
+
+
+def deterministic_subset(items, n):
+    """The first n of a fixed-seed shuffle: stable across calls, and subset(n) ⊂ subset(n + k)."""
+    if n is None or n >= len(items):
+        return list(items)
+    order = np.random.default_rng(SUBSET_SEED).permutation(len(items))
+    return [items[i] for i in order[:n]]
+
+
+def carve_val(scan, fraction):
+    """Split a train scan into (train, val) by a fixed-seed shuffle; D-Fire has no val split."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"config.VAL_FRACTION = {fraction!r}; it must lie strictly in (0, 1)")
+    order = np.random.default_rng(SUBSET_SEED).permutation(len(scan.samples))
+    n_val = round(fraction * len(scan.samples))
+    val_ids, train_ids = sorted(order[:n_val]), sorted(order[n_val:])
+    moved = f"moved to val (VAL_FRACTION={fraction})"
+    carved = f"carved from {scan.name} (VAL_FRACTION={fraction}); its skips are reported there"
+    train = Scan(scan.name, [scan.samples[i] for i in train_ids], scan.skipped,
+                 scan.notes + Counter({moved: n_val}))
+    val = Scan(scan.name.replace("train", "val"), [scan.samples[i] for i in val_ids],
+               notes=Counter({carved: n_val}))
+    return train, val
+
+
+def make_report(name, scans, samples, classes, parts=()):
+    kept = Counter(category_of(sample.target, classes) for sample in samples)
+    skipped = sum((scan.skipped for scan in scans), Counter())
+    notes = sum((scan.notes for scan in scans), Counter())
+    return LoadReport(name, list(classes), kept, skipped, notes, list(parts))
+
+
+def finish(name, scans, classes, ds_len):
+    """Concatenate scans, take the DS_LEN subset, and report what was kept and skipped."""
+    if ds_len is not None and (not isinstance(ds_len, int) or ds_len < 1):
+        raise ValueError(f"config.DS_LEN = {ds_len!r}; use None (all) or a positive int")
+    everything = [sample for scan in scans for sample in scan.samples]
+    samples = deterministic_subset(everything, ds_len)
+    parts = [make_report(s.name, [s], s.samples, classes) for s in scans] if len(scans) > 1 else []
+    report = make_report(name, scans, samples, classes, parts)
+    if len(samples) < len(everything):
+        report.notes[f"left out by DS_LEN={ds_len}"] = len(everything) - len(samples)
+    return samples, report
+
+
+def load_dfire_split(root, split, class_ids, classes, ds_len=None, config_key="DFIRE_DIR"):
+    """D-Fire layout root/{train,test}/{images,labels} -> (samples, report)."""
+    scan = scan_dfire_split(root, split, class_ids, classes, config_key)
+    return finish(scan.name, [scan], classes, ds_len)
+
+
+def load_fasdd_split(root, subset, split, class_ids, classes, ds_len=None, config_key=None):
+    """One FASDD subset ("CV", "UAV", "RS") -> (samples, report)."""
+    config_key = config_key or f"FASDD_{subset}_DIR"
+    scan = scan_fasdd_split(root, subset, split, class_ids, classes, config_key)
+    return finish(scan.name, [scan], classes, ds_len)
+
+
+def scan_source(cfg, source, split):
+    if source == "demo":
+        root = ensure_demo_dataset(cfg)
+        return scan_dfire_split(root, split, cfg.DFIRE_CLASS_IDS, cfg.CLASSES, "DEMO_DIR",
+                                name=f"demo {split}")
+    if source == "dfire":
+        args = (cfg.DFIRE_CLASS_IDS, cfg.CLASSES, "DFIRE_DIR")
+        if split == "test":
+            return scan_dfire_split(cfg.DFIRE_DIR, "test", *args)
+        train, val = carve_val(scan_dfire_split(cfg.DFIRE_DIR, "train", *args), cfg.VAL_FRACTION)
+        return train if split == "train" else val
+    subset, key = FASDD_SUBSETS[source]
+    return scan_fasdd_split(getattr(cfg, key), subset, split, cfg.FASDD_CLASS_IDS, cfg.CLASSES, key)
+
+
+def build_split(cfg, split):
+    """cfg.DATASET's `split` ("train", "val", "test") -> (samples, report); prints the report."""
+    if cfg.DATASET not in SOURCES:
+        raise ValueError(f"config.DATASET = {cfg.DATASET!r}; choose one of {list(SOURCES)}")
+    if split not in SPLITS:
+        raise ValueError(f"split = {split!r}; choose one of {list(SPLITS)}")
+    scans = [scan_source(cfg, source, split) for source in SOURCES[cfg.DATASET]]
+    name = scans[0].name if len(scans) == 1 else f"{cfg.DATASET} {split}"
+    samples, report = finish(name, scans, cfg.CLASSES, cfg.DS_LEN)
+    print(report)
+    return samples, report
+
+
+class FireSmokeDataset(torch.utils.data.Dataset):
+    """Samples -> (image float32 CHW 0..255, target float32), optionally augmented.
+
+    The augmentation of item i in epoch e is seeded from (seed, e, i) alone, so it is the same
+    whatever the worker count or the order of access, and a resumed run sees the same images.
+    Call `set_epoch` before each epoch's DataLoader iterator is created (workers copy the
+    dataset then; persistent workers would keep the old epoch).
+    """
+
+    def __init__(self, samples, img_size, augment, seed):
+        self.samples, self.img_size, self.seed, self.epoch = list(samples), img_size, seed, 0
+        self.augmentation = build_augmentation() if augment else None
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def augmentation_seed(self, index):
+        return int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+
+    def __getitem__(self, index):
+        sample = self.samples[index]
+        rgb = load_rgb(sample.image_path)
+        if self.augmentation is not None:
+            # augment at model resolution: cheaper, and blur/noise strength is then size-stable
+            self.augmentation.set_random_seed(self.augmentation_seed(index))
+            rgb = self.augmentation(image=resize_square(rgb, self.img_size))["image"]
+        return preprocess(rgb, self.img_size), torch.from_numpy(sample.target.copy())

@@ -1,0 +1,86 @@
+"""Runs the numbered notebooks in order, headless, saving executed copies in the run folder.
+
+    python -m modules.pipeline --profile demo [--only 01 02] [--set EPOCHS=3 IMG_SIZE=64]
+
+Each notebook receives PROFILE and OVERRIDES as papermill parameters and applies them to config.
+"""
+
+import argparse
+import ast
+import sys
+import time
+from pathlib import Path
+
+import papermill
+
+import config
+from modules.paths import run_paths
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+def list_notebooks(only=None):
+    notebooks = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [nb for nb in notebooks if nb.name[:2] in only]
+    return notebooks
+
+
+def run_notebook(notebook, profile, overrides, out_dir):
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    started = time.perf_counter()
+    print(f"--> {notebook.name} (profile {profile}) -> {output}", flush=True)
+    papermill.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters={"PROFILE": profile, "OVERRIDES": overrides},
+        cwd=str(REPO_ROOT),
+        kernel_name="python3",
+        progress_bar=False,
+        log_output=False,
+    )
+    print(f"    {notebook.name} done in {time.perf_counter() - started:.0f} s", flush=True)
+    return output
+
+
+def run_pipeline(profile, overrides=None, only=None):
+    overrides = overrides or {}
+    paths = run_paths(_namespace(config.apply(profile, **overrides)))
+    return [run_notebook(nb, profile, overrides, paths.notebooks) for nb in list_notebooks(only)]
+
+
+def _namespace(values):
+    return argparse.Namespace(**values)
+
+
+def parse_overrides(items):
+    """KEY=VALUE strings; VALUE is a Python literal when it parses as one, else a string."""
+    overrides = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key] = raw
+    return overrides
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="demo", choices=sorted(config.PROFILES))
+    parser.add_argument("--only", nargs="*", help="notebook numbers to run, e.g. 01 02")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides KEY=VALUE")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    outputs = run_pipeline(args.profile, parse_overrides(args.set), args.only)
+    print(f"{len(outputs)} notebook(s) executed in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Training loop shared by the FP32 and the Brevitas models.
+
+Every epoch's randomness (shuffle order, augmentation) is derived from (seed, epoch), and the
+last checkpoint is written after every epoch, so a run killed after epoch k and resumed ends
+exactly where an uninterrupted run ends.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from modules.checkpoints import load_checkpoint, restore_rng_states, save_checkpoint
+from modules.metrics import classification_metrics, decisions_from_logits
+
+
+def build_optimizer(model, cfg):
+    name = cfg.OPTIMIZER.lower()
+    if name == "adam":
+        return torch.optim.Adam(
+            model.parameters(), lr=cfg.LEARNING_RATE, weight_decay=cfg.WEIGHT_DECAY
+        )
+    if name == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=cfg.LEARNING_RATE,
+            momentum=cfg.MOMENTUM,
+            weight_decay=cfg.WEIGHT_DECAY,
+        )
+    raise ValueError(f"config.OPTIMIZER = {cfg.OPTIMIZER!r}; choose 'adam' or 'sgd'")
+
+
+def build_scheduler(optimizer, cfg):
+    # mode="max": the scheduler watches validation mean F1
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=cfg.SCHEDULER_FACTOR, patience=cfg.SCHEDULER_PATIENCE
+    )
+
+
+def make_loader(dataset, batch_size, num_workers, shuffle, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=generator,
+        drop_last=False,
+    )
+
+
+def epoch_seed(seed, epoch):
+    return seed * 100_003 + epoch
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    metrics: dict
+    logits: np.ndarray
+    targets: np.ndarray
+
+
+@torch.no_grad()
+def evaluate(model, loader, loss_fn, classes, threshold=0.5, desc="eval"):
+    model.eval()
+    logits, targets, total, count = [], [], 0.0, 0
+    for images, target in tqdm(loader, desc=desc, leave=False):
+        out = model(images)
+        loss, _ = loss_fn(out, target)
+        total, count = total + loss.item() * len(images), count + len(images)
+        logits.append(out.float().numpy())
+        targets.append(target.numpy())
+    logits, targets = np.concatenate(logits), np.concatenate(targets)
+    metrics = classification_metrics(targets, decisions_from_logits(logits, threshold), classes)
+    return EvalResult(total / max(count, 1), metrics, logits, targets)
+
+
+def train_one_epoch(model, loader, loss_fn, optimizer, desc="train"):
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, leave=False)
+    for images, target in bar:
+        loss, _ = loss_fn(model(images), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, count = total + loss.item() * len(images), count + len(images)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+class Trainer:
+    """Fits a model, logging per-epoch metrics to CSV and keeping best and last checkpoints."""
+
+    def __init__(self, model, loss_fn, train_set, val_set, cfg, paths, kind):
+        self.model, self.loss_fn, self.cfg, self.paths, self.kind = (
+            model,
+            loss_fn,
+            cfg,
+            paths,
+            kind,
+        )
+        self.train_set = train_set
+        self.optimizer = build_optimizer(model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.train_loader = make_loader(
+            train_set, cfg.BATCH_SIZE, cfg.NUM_WORKERS, shuffle=True, seed=cfg.SEED
+        )
+        self.val_loader = make_loader(
+            val_set, cfg.BATCH_SIZE, cfg.NUM_WORKERS, shuffle=False, seed=cfg.SEED
+        )
+        self.start_epoch, self.history, self.best_f1 = 0, [], -1.0
+
+    @property
+    def last_path(self):
+        return Path(self.paths.weights) / f"{self.kind}_last.pt"
+
+    @property
+    def best_path(self):
+        return Path(self.paths.weights) / f"{self.kind}_best.pt"
+
+    @property
+    def log_path(self):
+        return Path(self.paths.logs) / f"{self.kind}_log.csv"
+
+    def resume(self, path=None):
+        """Continue from a checkpoint (default: this run's last one)."""
+        checkpoint = load_checkpoint(path or self.last_path, expected_kind=self.kind)
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        restore_rng_states(checkpoint["rng"])
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.history = list(checkpoint["metrics"]["history"])
+        self.best_f1 = max((row["val_mean_f1"] for row in self.history), default=-1.0)
+        print(f"resumed {self.kind} from {path or self.last_path} after epoch {self.start_epoch}")
+        return checkpoint
+
+    def fit(self, epochs=None, stop_after=None):
+        """Train up to `epochs` (config.EPOCHS); `stop_after` ends early (to test resume)."""
+        epochs = epochs or self.cfg.EPOCHS
+        last = epochs if stop_after is None else min(epochs, stop_after)
+        for epoch in tqdm(range(self.start_epoch, last), desc=f"{self.kind} epochs"):
+            self._run_epoch(epoch)
+        return pd.DataFrame(self.history)
+
+    def _run_epoch(self, epoch):
+        seed = epoch_seed(self.cfg.SEED, epoch)
+        self.train_loader.generator.manual_seed(seed)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        train_loss = train_one_epoch(
+            self.model, self.train_loader, self.loss_fn, self.optimizer, f"epoch {epoch + 1}"
+        )
+        val = evaluate(
+            self.model, self.val_loader, self.loss_fn, self.cfg.CLASSES, self.cfg.DECISION_THRESHOLD
+        )
+        self.scheduler.step(val.metrics["mean_f1"])
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val.loss}
+        row.update({f"val_{k}": v for k, v in val.metrics.items()})
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        self.history.append(row)
+        self._save(epoch, row)
+        tqdm.write(
+            f"epoch {epoch + 1}: train loss {train_loss:.4f}  val loss {val.loss:.4f}  "
+            f"val mean F1 {row['val_mean_f1']:.4f}"
+        )
+
+    def _save(self, epoch, row):
+        metrics = {"history": self.history, "last": row}
+        args = (self.model, self.optimizer, self.scheduler, epoch, metrics)
+        snapshot = self.cfg.snapshot() if hasattr(self.cfg, "snapshot") else vars(self.cfg)
+        if row["val_mean_f1"] > self.best_f1:
+            self.best_f1 = row["val_mean_f1"]
+            save_checkpoint(self.best_path, *args, snapshot, self.kind)
+        save_checkpoint(self.last_path, *args, snapshot, self.kind)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(self.history).to_csv(self.log_path, index=False)
