@@ -91,8 +91,10 @@ class LoadReport:
 
     def __str__(self):
         lines = [f"{self.name}: {self.n_kept} images kept, {self.n_skipped} skipped"]
-        lines += [f"  from {part.name}: {part.n_kept} kept, {part.n_skipped} skipped"
-                  for part in self.parts]
+        lines += [
+            f"  from {part.name}: {part.n_kept} kept, {part.n_skipped} skipped"
+            for part in self.parts
+        ]
         return "\n".join(lines + [self.table().to_string(index=False)])
 
 
@@ -242,10 +244,17 @@ def carve_val(scan, fraction):
     val_ids, train_ids = sorted(order[:n_val]), sorted(order[n_val:])
     moved = f"moved to val (VAL_FRACTION={fraction})"
     carved = f"carved from {scan.name} (VAL_FRACTION={fraction}); its skips are reported there"
-    train = Scan(scan.name, [scan.samples[i] for i in train_ids], scan.skipped,
-                 scan.notes + Counter({moved: n_val}))
-    val = Scan(scan.name.replace("train", "val"), [scan.samples[i] for i in val_ids],
-               notes=Counter({carved: n_val}))
+    train = Scan(
+        scan.name,
+        [scan.samples[i] for i in train_ids],
+        scan.skipped,
+        scan.notes + Counter({moved: n_val}),
+    )
+    val = Scan(
+        scan.name.replace("train", "val"),
+        [scan.samples[i] for i in val_ids],
+        notes=Counter({carved: n_val}),
+    )
     return train, val
 
 
@@ -285,8 +294,9 @@ def load_fasdd_split(root, subset, split, class_ids, classes, ds_len=None, confi
 def scan_source(cfg, source, split):
     if source == "demo":
         root = ensure_demo_dataset(cfg)
-        return scan_dfire_split(root, split, cfg.DFIRE_CLASS_IDS, cfg.CLASSES, "DEMO_DIR",
-                                name=f"demo {split}")
+        return scan_dfire_split(
+            root, split, cfg.DFIRE_CLASS_IDS, cfg.CLASSES, "DEMO_DIR", name=f"demo {split}"
+        )
     if source == "dfire":
         args = (cfg.DFIRE_CLASS_IDS, cfg.CLASSES, "DFIRE_DIR")
         if split == "test":

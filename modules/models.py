@@ -126,7 +126,9 @@ class MobileNetV2(nn.Module):
         for t, c, n, s in cfgs:
             out_channels = make_divisible(c * width_mult, divisor)
             for i in range(n):
-                block = InvertedResidual(layers, channels, out_channels, s if i == 0 else 1, t, shared)
+                block = InvertedResidual(
+                    layers, channels, out_channels, s if i == 0 else 1, t, shared
+                )
                 blocks.append(block)
                 shared, channels = block.output_quantizer(), out_channels
         self.features = nn.Sequential(*blocks)
@@ -158,7 +160,9 @@ class MobileNetV2(nn.Module):
 def build_model(name, num_classes=2, width_mult=1.0, layers=None):
     """Model factory: config.MODEL -> model. `layers` selects FP32 or quantized building blocks."""
     if name not in CFGS:
-        raise ValueError(f"config.MODEL = {name!r} is not a known model; choose from {sorted(CFGS)}")
+        raise ValueError(
+            f"config.MODEL = {name!r} is not a known model; choose from {sorted(CFGS)}"
+        )
     return MobileNetV2(CFGS[name], LAST_CHANNELS[name], num_classes, width_mult, layers)
 
 

@@ -33,8 +33,12 @@ def plot_confusion_matrices(targets, decisions, classes, path=None):
     fig, axes = plt.subplots(1, len(classes), figsize=(4.2 * len(classes), 3.8))
     for i, (ax, name) in enumerate(zip(np.atleast_1d(axes), classes, strict=True)):
         ConfusionMatrixDisplay.from_predictions(
-            targets[:, i], decisions[:, i], labels=[0, 1], display_labels=[f"no {name}", name],
-            ax=ax, colorbar=False,
+            targets[:, i],
+            decisions[:, i],
+            labels=[0, 1],
+            display_labels=[f"no {name}", name],
+            ax=ax,
+            colorbar=False,
         )
         ax.set_title(name)
     fig.tight_layout()

@@ -48,13 +48,9 @@ def build_augmentation():
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),
-            A.Affine(
-                scale=(0.85, 1.0), rotate=(-5, 5), border_mode=cv2.BORDER_REFLECT_101, p=0.5
-            ),
+            A.Affine(scale=(0.85, 1.0), rotate=(-5, 5), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
             A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
-            A.HueSaturationValue(
-                hue_shift_limit=5, sat_shift_limit=15, val_shift_limit=0, p=0.3
-            ),
+            A.HueSaturationValue(hue_shift_limit=5, sat_shift_limit=15, val_shift_limit=0, p=0.3),
             A.OneOf(
                 [A.GaussianBlur(blur_limit=(3, 3)), A.GaussNoise(std_range=(0.01, 0.04))],
                 p=0.3,

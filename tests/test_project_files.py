@@ -42,9 +42,10 @@ def test_conda_envs_install_the_same_files_as_make():
     ]  # fmt: skip
     assert "-r requirements/brevitas.txt -r requirements/dev.txt" in makefile
     assert "--no-deps -r requirements/finn.txt" in makefile
-    assert "pip install --no-deps -r requirements/finn.txt" in (
-        ROOT / "environment_brevitas.yml"
-    ).read_text()
+    assert (
+        "pip install --no-deps -r requirements/finn.txt"
+        in (ROOT / "environment_brevitas.yml").read_text()
+    )
 
 
 def test_both_envs_use_the_python_of_make():
@@ -54,8 +55,9 @@ def test_both_envs_use_the_python_of_make():
 
 
 def test_brevitas_env_extends_fp32_env_without_changing_its_pins():
-    fp32, brevitas = _requirements("requirements/fp32.txt"), _requirements(
-        "requirements/brevitas.txt"
+    fp32, brevitas = (
+        _requirements("requirements/fp32.txt"),
+        _requirements("requirements/brevitas.txt"),
     )
     assert {k: brevitas[k] for k in fp32} == fp32
     assert {"brevitas", "qonnx"} <= set(brevitas) - set(fp32)

@@ -1,0 +1,22 @@
+import types
+
+import pytest
+
+import config
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory):
+    """A run folder and the tiny demo data set, generated once per test session."""
+    root = tmp_path_factory.mktemp("tiny")
+    return {"RUNS_DIR": str(root / "runs"), "DEMO_DIR": str(root / "demo")}
+
+
+@pytest.fixture
+def tiny_cfg(tiny_dirs):
+    """The tiny profile as a plain namespace; the global config is left at the file's values."""
+    try:
+        values = config.apply("tiny", **tiny_dirs)
+    finally:
+        config.apply()
+    return types.SimpleNamespace(**values)
