@@ -36,5 +36,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
 
+netron: $(STAMP)
+	@test -n "$(FILE)" || (echo "usage: make netron FILE=path/to/model.onnx" && exit 2)
+	$(BIN)/python -m modules.netron_view $(FILE)
+
 clean-venv:
 	rm -rf $(VENV)

@@ -66,7 +66,8 @@ WEIGHT_BIT_WIDTH = 4
 ACT_BIT_WIDTH = 4
 LAST_LAYER_WEIGHT_BIT_WIDTH = 8
 BIAS_BIT_WIDTH = 8
-BIPOLAR_OUTPUT = True  # append the bipolar output quantizer for FINN deployment
+QAT_INIT_FROM_FP32 = True  # start QAT from the run's fp32_best.pt when it exists
+EQUIVALENCE_IMAGES = 32  # test images run through every exported graph and compared
 
 # ---------------------------------------------------------------- profiles
 # Named sets of overrides. `demo` is what `make run` uses; `tiny` is what the tests use.
@@ -91,6 +92,7 @@ PROFILES = {
         "EPOCHS": 2,
         "BATCH_SIZE": 16,
         "NUM_WORKERS": 0,
+        "EQUIVALENCE_IMAGES": 4,
     },
 }
 

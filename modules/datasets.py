@@ -56,7 +56,7 @@ class Sample:
 
 def category_of(target, classes):
     """'none', a class name, or 'both' (every class present)."""
-    present = [name for name, value in zip(classes, target) if value > 0]
+    present = [name for name, value in zip(classes, target, strict=True) if value > 0]
     if not present:
         return "none"
     if len(present) == len(classes) > 1:

@@ -9,12 +9,15 @@ import torch
 from modules.checkpoints import load_checkpoint
 from modules.datasets import FireSmokeDataset, build_split
 from modules.demo_data import ensure_demo_dataset
+from modules.export import export_fp32_onnx
 from modules.loss import BCELoss
 from modules.metrics import decisions_from_logits, metrics_table
 from modules.models import build_model
 from modules.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
 from modules.preprocess import load_rgb, preprocess
+from modules.quant_models import BitWidths, build_quant_model
 from modules.trainer import Trainer, evaluate, make_loader
+from modules.verify import equivalence_table, onnx_stage, torch_stage
 
 SPLITS = ("train", "val", "test")
 
@@ -40,6 +43,38 @@ def prepare_data(cfg):
 def build_fp32_model(cfg):
     torch.manual_seed(cfg.SEED)  # same initial weights for the same seed
     return build_model(cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT)
+
+
+def build_configured_model(cfg, bipolar_output=False):
+    """config.BREVITAS_MODEL picks the FP32 or the quantized model (bit widths from config)."""
+    if not cfg.BREVITAS_MODEL:
+        return build_fp32_model(cfg)
+    torch.manual_seed(cfg.SEED)
+    bits = BitWidths.from_config(cfg)
+    return build_quant_model(
+        cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT, bits, cfg.IMG_SIZE, bipolar_output
+    )
+
+
+def model_kind(cfg):
+    """Names what a checkpoint holds; resuming refuses a checkpoint of another kind."""
+    if not cfg.BREVITAS_MODEL:
+        return "fp32"
+    return f"brevitas-{BitWidths.from_config(cfg).signature}"
+
+
+def init_from_fp32(model, checkpoint_path):
+    """Copy FP32 weights into the quantized model by parameter name; returns what matched and
+    what did not (quantizer scales stay at their initial values)."""
+    fp32 = load_checkpoint(checkpoint_path, expected_kind="fp32")["model"]
+    own = model.state_dict()
+    copied = {k: v for k, v in fp32.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(copied, strict=False)
+    return {
+        "copied": sorted(copied),
+        "fp32_only": sorted(set(fp32) - set(copied)),
+        "left_at_init": sorted(set(own) - set(copied)),
+    }
 
 
 def make_trainer(cfg, model, data, paths, kind):
@@ -91,3 +126,12 @@ def prediction_grid(cfg, model, dataset, paths, kind, count=16):
     predictions = decisions_from_logits(logits, cfg.DECISION_THRESHOLD)
     path = paths.plots / f"{kind}_test_predictions.png"
     return plot_image_grid(images, targets, cfg.CLASSES, predictions, path)
+
+
+def export_fp32(cfg, model, dataset, paths):
+    """Plain ONNX of the FP32 model, checked against PyTorch on EQUIVALENCE_IMAGES images."""
+    path = export_fp32_onnx(model, cfg.IMG_SIZE, paths.onnx / "01_fp32.onnx")
+    count = min(cfg.EQUIVALENCE_IMAGES, len(dataset))
+    images = torch.stack([dataset[i][0] for i in range(count)]).numpy()
+    table, _ = equivalence_table({"pytorch": torch_stage(model), "onnx": onnx_stage(path)}, images)
+    return path, table

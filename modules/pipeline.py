@@ -36,7 +36,7 @@ def run_notebook(notebook, profile, overrides, out_dir):
     papermill.execute_notebook(
         str(notebook),
         str(output),
-        parameters={"PROFILE": profile, "OVERRIDES": overrides},
+        parameters={"PROFILE": profile, "OVERRIDES": overrides, "HEADLESS": True},
         cwd=str(REPO_ROOT),
         kernel_name="python3",
         progress_bar=False,

@@ -19,7 +19,7 @@ COORD_TOLERANCE = 1e-6
 
 
 def class_index_map(class_ids, classes):
-    """{yolo class id: index in `classes`}; a mapping that names an unknown class is a config bug."""
+    """{yolo class id: index in `classes`}; naming a class outside `classes` is a config bug."""
     unknown = sorted({name for name in class_ids.values() if name not in classes})
     if unknown:
         raise ValueError(

@@ -1,0 +1,106 @@
+"""Notebook 02's steps: bit widths, FP32 initialisation, the bipolar head check, export, and
+the QONNX-vs-Brevitas equivalence check."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from modules import experiment
+from modules.export import export_qonnx_model
+from modules.metrics import classification_metrics
+from modules.quant_models import BitWidths
+from modules.verify import equivalence_table, onnx_stage, torch_stage
+
+
+def bit_widths(cfg):
+    return BitWidths.from_config(cfg)
+
+
+def initialise_from_fp32(cfg, model, paths):
+    """Copy weights from this run's FP32 best checkpoint when config.QAT_INIT_FROM_FP32 is set
+    and the file exists; returns a one-row summary of what matched."""
+    source = paths.weights / "fp32_best.pt"
+    if not cfg.QAT_INIT_FROM_FP32 or cfg.LOAD_MODEL or not source.is_file():
+        reason = "resuming" if cfg.LOAD_MODEL else f"no {source}" if cfg.QAT_INIT_FROM_FP32 else ""
+        return pd.Series({"initialised from": "random init", "why": reason or "disabled"})
+    report = experiment.init_from_fp32(model, source)
+    return pd.Series(
+        {
+            "initialised from": str(source),
+            "tensors copied": len(report["copied"]),
+            "FP32 tensors not used": ", ".join(report["fp32_only"]) or "none",
+            "quantizer tensors left at init": len(report["left_at_init"]),
+        }
+    )
+
+
+def bipolar_model(cfg, model):
+    """The same weights with the bipolar output quantizer appended (for FINN deployment)."""
+    head = experiment.build_configured_model(cfg, bipolar_output=True)
+    head.load_state_dict(model.state_dict())
+    return head.eval()
+
+
+@dataclass
+class BipolarCheck:
+    agreement: float  # share of test images whose [smoke, fire] decisions are identical
+    metrics_with_head: dict
+    summary: pd.DataFrame
+
+
+def bipolar_check(cfg, model, data):
+    """Decisions of the bipolar head vs `logit >= 0` of the model without it, on the test set."""
+    head = bipolar_model(cfg, model)
+    images, targets = stack_dataset(data["test"].dataset)
+    logits = torch_stage(model)(images)
+    signs = torch_stage(head)(images)
+    if not np.isin(signs, (-1.0, 1.0)).all():
+        raise AssertionError("the bipolar head produced values other than -1/+1")
+    with_head, without = (signs > 0).astype(int), (logits >= 0).astype(int)
+    agreement = float(np.mean(np.all(with_head == without, axis=1)))
+    metrics = classification_metrics(targets, with_head, cfg.CLASSES)
+    summary = pd.DataFrame(
+        {
+            "logits >= 0": classification_metrics(targets, without, cfg.CLASSES),
+            "bipolar head": metrics,
+        }
+    )
+    summary.loc["decision agreement %"] = [100.0, 100.0 * agreement]
+    return BipolarCheck(agreement, metrics, summary)
+
+
+def stack_dataset(dataset, limit=None):
+    """Un-augmented images (N,3,H,W float 0..255) and targets of a dataset."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    pairs = [dataset[i] for i in range(count)]
+    images = torch.stack([p[0] for p in pairs]).numpy()
+    targets = torch.stack([p[1] for p in pairs]).numpy()
+    return images, targets
+
+
+def export_all(cfg, model, paths):
+    """QONNX of the model with and without the bipolar head, stage-named in the onnx folder."""
+    tag = bit_widths(cfg).tag
+    stem = paths.onnx / f"02_brevitas_{tag}"
+    files = {}
+    for name, net in (("logits", model), ("bipolar", bipolar_model(cfg, model))):
+        raw = stem.with_name(f"{stem.name}_{name}_qonnx.onnx")
+        clean = stem.with_name(f"{stem.name}_{name}_clean.onnx")
+        export_qonnx_model(net, cfg.IMG_SIZE, raw, clean)
+        files[f"qonnx_{name}"], files[f"qonnx_{name}_clean"] = raw, clean
+    return files
+
+
+def check_exports(cfg, model, dataset, exports):
+    """qonnx execution vs Brevitas on config.EQUIVALENCE_IMAGES test images."""
+    images, _ = stack_dataset(dataset, cfg.EQUIVALENCE_IMAGES)
+    stages = {
+        "brevitas logits": torch_stage(model),
+        "qonnx logits": onnx_stage(exports["qonnx_logits_clean"]),
+        "brevitas bipolar": (torch_stage(bipolar_model(cfg, model)), "qonnx logits"),
+        "qonnx bipolar": onnx_stage(exports["qonnx_bipolar_clean"]),
+    }
+    table, _ = equivalence_table(stages, images)
+    return table

@@ -1,0 +1,195 @@
+"""Brevitas building blocks for the MobileNetV2 of modules/models.py (quantization-aware training).
+
+The architecture is not repeated here: `QuantLayers` implements the layer-factory methods of
+`TorchLayers`, and `build_quant_model` hands it to the one `build_model`. Quantizers are declared
+once below and reused; bit widths are data (`BitWidths`, from config).
+"""
+
+import warnings
+from dataclasses import asdict, dataclass
+
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU, TruncAvgPool2d
+from brevitas.quant import (
+    Int8ActPerTensorFloat,
+    Int8WeightPerTensorFloat,
+    IntBias,
+    SignedBinaryActPerTensorConst,
+    TruncTo8bit,
+    Uint8ActPerTensorFloat,
+)
+from torch import nn
+
+from modules.models import ScaleInput, build_model
+
+FINN_MAX_ACT_BITS = 8  # FINN thresholds grow as 2^bits; wider activations do not map well
+
+
+class WeightQuant(Int8WeightPerTensorFloat):
+    """Per-output-channel integer weights; FINN folds the float scales into thresholds."""
+
+    scaling_per_output_channel = True
+    scaling_min_val = 2e-16
+
+
+class UnsignedActQuant(Uint8ActPerTensorFloat):
+    """After ReLU: unsigned, max initialised at ReLU6's 6."""
+
+    scaling_min_val = 2e-16
+    max_val = 6.0
+
+
+class SignedActQuant(Int8ActPerTensorFloat):
+    """pw-linear outputs and residual sums: signed, no activation before them."""
+
+    scaling_min_val = 2e-16
+
+
+class InputQuant(Uint8ActPerTensorFloat):
+    """The 0..255 pixels as exact UINT8 (scale 1), so FINN sees an UINT8 graph input."""
+
+    scaling_impl_type = "const"
+    max_val = 255.0  # scale = 255 / (2^8 - 1) = 1
+
+
+class BiasQuant(IntBias):
+    requires_input_scale = True
+
+
+@dataclass(frozen=True)
+class BitWidths:
+    input: int = 8
+    first_weight: int = 8
+    weight: int = 4
+    act: int = 4
+    last_weight: int = 8
+    bias: int = 8
+
+    @classmethod
+    def from_config(cls, cfg):
+        widths = cls(
+            input=cfg.INPUT_BIT_WIDTH,
+            first_weight=cfg.FIRST_LAYER_WEIGHT_BIT_WIDTH,
+            weight=cfg.WEIGHT_BIT_WIDTH,
+            act=cfg.ACT_BIT_WIDTH,
+            last_weight=cfg.LAST_LAYER_WEIGHT_BIT_WIDTH,
+            bias=cfg.BIAS_BIT_WIDTH,
+        )
+        widths.validate()
+        return widths
+
+    def validate(self):
+        keys = {
+            "input": "INPUT_BIT_WIDTH",
+            "first_weight": "FIRST_LAYER_WEIGHT_BIT_WIDTH",
+            "weight": "WEIGHT_BIT_WIDTH",
+            "act": "ACT_BIT_WIDTH",
+            "last_weight": "LAST_LAYER_WEIGHT_BIT_WIDTH",
+            "bias": "BIAS_BIT_WIDTH",
+        }
+        for field, key in keys.items():
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"config.{key} = {value!r}: bit widths are integers >= 1")
+        if self.act > FINN_MAX_ACT_BITS or self.input > FINN_MAX_ACT_BITS:
+            raise ValueError(
+                f"config.ACT_BIT_WIDTH = {self.act} / INPUT_BIT_WIDTH = {self.input}: FINN "
+                f"maps activations of at most {FINN_MAX_ACT_BITS} bits"
+            )
+        if self.act < 2:
+            raise ValueError(
+                f"config.ACT_BIT_WIDTH = {self.act}: unsigned activations after ReLU need "
+                "at least 2 bits here (1 bit would leave a single non-zero level)"
+            )
+        if self.input != 8:
+            raise ValueError(f"config.INPUT_BIT_WIDTH = {self.input}: the input is UINT8 pixels")
+
+    @property
+    def tag(self):
+        return f"w{self.weight}a{self.act}"
+
+    @property
+    def signature(self):
+        """Every width, for checkpoint kinds: another config must not load these weights."""
+        return (
+            f"{self.tag}-in{self.input}-first{self.first_weight}"
+            f"-last{self.last_weight}-bias{self.bias}"
+        )
+
+    def as_dict(self):
+        return asdict(self)
+
+
+class QuantLayers:
+    """Brevitas version of modules.models.TorchLayers."""
+
+    def __init__(self, bits, img_size, bipolar_output=False):
+        self.bits, self.img_size, self.bipolar_output = bits, img_size, bipolar_output
+
+    def input_quant(self):
+        return nn.Sequential(
+            QuantIdentity(act_quant=InputQuant, bit_width=self.bits.input),
+            ScaleInput(),
+        )
+
+    def conv(self, inp, oup, kernel, stride, groups=1, role="body"):
+        bits = {"first": self.bits.first_weight}.get(role, self.bits.weight)
+        return QuantConv2d(
+            inp,
+            oup,
+            kernel,
+            stride,
+            kernel // 2,
+            groups=groups,
+            bias=False,
+            weight_quant=WeightQuant,
+            weight_bit_width=bits,
+        )
+
+    def act(self):
+        # a QuantTensor out, so the average pool and the biased classifier know the scale
+        return QuantReLU(
+            act_quant=UnsignedActQuant, bit_width=self.bits.act, return_quant_tensor=True
+        )
+
+    def linear_out_quant(self, shared_quant=None):
+        if shared_quant is not None:  # same quantizer object: same scale on both ADD inputs
+            with warnings.catch_warnings():  # brevitas warns that a proxy ignores defaults
+                warnings.filterwarnings("ignore", "Keyword arguments are being passed")
+                return QuantIdentity(act_quant=shared_quant.act_quant)
+        return QuantIdentity(act_quant=SignedActQuant, bit_width=self.bits.act)
+
+    def add_quant(self):
+        return QuantIdentity(act_quant=SignedActQuant, bit_width=self.bits.act)
+
+    def pool(self, channels):
+        # the stem and three stride-2 stages divide the input by 16
+        side = self.img_size // 16
+        return nn.Sequential(
+            TruncAvgPool2d(kernel_size=side, stride=side, trunc_quant=TruncTo8bit),  # FLOOR
+            nn.Flatten(1),
+        )
+
+    def classifier(self, inp, num_classes):
+        return QuantLinear(
+            inp,
+            num_classes,
+            bias=True,
+            weight_quant=WeightQuant,
+            weight_bit_width=self.bits.last_weight,
+            bias_quant=BiasQuant,
+            bias_bit_width=self.bits.bias,
+        )
+
+    def output_quant(self):
+        if self.bipolar_output:
+            return QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+        return nn.Identity()
+
+
+def build_quant_model(name, num_classes, width_mult, bits, img_size, bipolar_output=False):
+    if img_size % 16:
+        raise ValueError(
+            f"config.IMG_SIZE = {img_size}: the quantized model needs a multiple of 16"
+        )
+    layers = QuantLayers(bits, img_size, bipolar_output)
+    return build_model(name, num_classes, width_mult, layers)
