@@ -1,4 +1,4 @@
-"""Training throughput (images/s) of the models at a given input size on this machine.
+"""Training throughput (images/s) of the FP32 and the Brevitas QAT model, measured in one run.
 
     python benchmarks/bench_training.py [--size 224] [--batch 32] [--steps 6]
 
@@ -14,6 +14,7 @@ import torch
 import config
 from modules.loss import BCELoss
 from modules.models import build_model
+from modules.quant_models import BitWidths, build_quant_model
 
 
 def training_images_per_second(model, size, batch, steps, warmup=2):
@@ -47,6 +48,11 @@ def main():
         build_model(config.MODEL, len(config.CLASSES)), args.size, args.batch, args.steps
     )
     print(f"FP32 {config.MODEL} training: {fp32:.1f} images/s")
+    bits = BitWidths.from_config(config)
+    quant = build_quant_model(config.MODEL, len(config.CLASSES), 1.0, bits, args.size)
+    qat = training_images_per_second(quant, args.size, args.batch, args.steps)
+    print(f"QAT {bits.tag} {config.MODEL} training: {qat:.1f} images/s")
+    print(f"QAT / FP32 throughput ratio: {qat / fp32:.2f} (QAT is {fp32 / qat:.1f}x slower)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from brevitas.quant import (
     Int8WeightPerTensorFloat,
     IntBias,
     SignedBinaryActPerTensorConst,
+    SignedBinaryWeightPerTensorConst,
     TruncTo8bit,
     Uint8ActPerTensorFloat,
 )
@@ -29,6 +30,11 @@ class WeightQuant(Int8WeightPerTensorFloat):
 
     scaling_per_output_channel = True
     scaling_min_val = 2e-16
+
+
+class BinaryWeightQuant(SignedBinaryWeightPerTensorConst):
+    """1-bit weights are +-1 (a signed 1-bit integer has no non-zero level); the BatchNorm
+    after every conv supplies the scale."""
 
 
 class UnsignedActQuant(Uint8ActPerTensorFloat):
@@ -133,6 +139,7 @@ class QuantLayers:
 
     def conv(self, inp, oup, kernel, stride, groups=1, role="body"):
         bits = {"first": self.bits.first_weight}.get(role, self.bits.weight)
+        weight_quant = BinaryWeightQuant if bits == 1 else WeightQuant
         return QuantConv2d(
             inp,
             oup,
@@ -141,7 +148,7 @@ class QuantLayers:
             kernel // 2,
             groups=groups,
             bias=False,
-            weight_quant=WeightQuant,
+            weight_quant=weight_quant,
             weight_bit_width=bits,
         )
 
