@@ -49,7 +49,7 @@ def main():
     )
     print(f"FP32 {config.MODEL} training: {fp32:.1f} images/s")
     bits = BitWidths.from_config(config)
-    quant = build_quant_model(config.MODEL, len(config.CLASSES), 1.0, bits, args.size)
+    quant = build_quant_model(config.MODEL, len(config.CLASSES), 1.0, bits)
     qat = training_images_per_second(quant, args.size, args.batch, args.steps)
     print(f"QAT {bits.tag} {config.MODEL} training: {qat:.1f} images/s")
     print(f"QAT / FP32 throughput ratio: {qat / fp32:.2f} (QAT is {fp32 / qat:.1f}x slower)")

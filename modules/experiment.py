@@ -51,9 +51,7 @@ def build_configured_model(cfg, bipolar_output=False):
         return build_fp32_model(cfg)
     torch.manual_seed(cfg.SEED)
     bits = BitWidths.from_config(cfg)
-    return build_quant_model(
-        cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT, bits, cfg.IMG_SIZE, bipolar_output
-    )
+    return build_quant_model(cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT, bits, bipolar_output)
 
 
 def model_kind(cfg):

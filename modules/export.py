@@ -14,6 +14,8 @@ from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
+from modules.graph_fixes import ReduceMeanToGlobalAveragePool
+
 
 def dummy_input(img_size):
     return torch.zeros(1, 3, img_size, img_size)
@@ -48,12 +50,14 @@ def export_fp32_onnx(model, img_size, path):
 
 
 def export_qonnx_model(model, img_size, raw_path, clean_path):
-    """Brevitas -> QONNX (`raw_path`, + .data file) -> qonnx cleanup (`clean_path`)."""
+    """Brevitas -> QONNX (`raw_path`, + .data file) -> qonnx cleanup, global average pool in
+    the form FINN maps (`clean_path`, self-contained)."""
     raw_path, clean_path = Path(raw_path), Path(clean_path)
     raw_path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     _quietly(export_qonnx, model, dummy_input(img_size), str(raw_path))
     cleaned = cleanup_model(ModelWrapper(str(raw_path)))
+    cleaned = cleanup_model(cleaned.transform(ReduceMeanToGlobalAveragePool()))
     cleaned.save(str(clean_path))
     return clean_path
 

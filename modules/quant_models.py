@@ -8,14 +8,13 @@ once below and reused; bit widths are data (`BitWidths`, from config).
 import warnings
 from dataclasses import asdict, dataclass
 
-from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU, TruncAvgPool2d
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import (
     Int8ActPerTensorFloat,
+    Int8BiasPerTensorFloatInternalScaling,
     Int8WeightPerTensorFloat,
-    IntBias,
     SignedBinaryActPerTensorConst,
     SignedBinaryWeightPerTensorConst,
-    TruncTo8bit,
     Uint8ActPerTensorFloat,
 )
 from torch import nn
@@ -37,6 +36,10 @@ class BinaryWeightQuant(SignedBinaryWeightPerTensorConst):
     after every conv supplies the scale."""
 
 
+class BiasQuant(Int8BiasPerTensorFloatInternalScaling):
+    """Own scale: the classifier input (a float average) carries no quantization scale."""
+
+
 class UnsignedActQuant(Uint8ActPerTensorFloat):
     """After ReLU: unsigned, max initialised at ReLU6's 6."""
 
@@ -48,17 +51,6 @@ class SignedActQuant(Int8ActPerTensorFloat):
     """pw-linear outputs and residual sums: signed, no activation before them."""
 
     scaling_min_val = 2e-16
-
-
-class InputQuant(Uint8ActPerTensorFloat):
-    """The 0..255 pixels as exact UINT8 (scale 1), so FINN sees an UINT8 graph input."""
-
-    scaling_impl_type = "const"
-    max_val = 255.0  # scale = 255 / (2^8 - 1) = 1
-
-
-class BiasQuant(IntBias):
-    requires_input_scale = True
 
 
 @dataclass(frozen=True)
@@ -128,14 +120,14 @@ class BitWidths:
 class QuantLayers:
     """Brevitas version of modules.models.TorchLayers."""
 
-    def __init__(self, bits, img_size, bipolar_output=False):
-        self.bits, self.img_size, self.bipolar_output = bits, img_size, bipolar_output
+    def __init__(self, bits, bipolar_output=False):
+        self.bits, self.bipolar_output = bits, bipolar_output
 
     def input_quant(self):
-        return nn.Sequential(
-            QuantIdentity(act_quant=InputQuant, bit_width=self.bits.input),
-            ScaleInput(),
-        )
+        # No input quantizer: the pixels already are UINT8 values. FINN marks the graph input
+        # UINT8 and streamlines the 1/255 into the stem's thresholds, so no 255-level input
+        # threshold layer is built.
+        return ScaleInput()
 
     def conv(self, inp, oup, kernel, stride, groups=1, role="body"):
         bits = {"first": self.bits.first_weight}.get(role, self.bits.weight)
@@ -153,10 +145,7 @@ class QuantLayers:
         )
 
     def act(self):
-        # a QuantTensor out, so the average pool and the biased classifier know the scale
-        return QuantReLU(
-            act_quant=UnsignedActQuant, bit_width=self.bits.act, return_quant_tensor=True
-        )
+        return QuantReLU(act_quant=UnsignedActQuant, bit_width=self.bits.act)
 
     def linear_out_quant(self, shared_quant=None):
         if shared_quant is not None:  # same quantizer object: same scale on both ADD inputs
@@ -169,18 +158,16 @@ class QuantLayers:
         return QuantIdentity(act_quant=SignedActQuant, bit_width=self.bits.act)
 
     def pool(self, channels):
-        # the stem and three stride-2 stages divide the input by 16
-        side = self.img_size // 16
-        return nn.Sequential(
-            TruncAvgPool2d(kernel_size=side, stride=side, trunc_quant=TruncTo8bit),  # FLOOR
-            nn.Flatten(1),
-        )
+        # FINN maps the global average to GlobalAccPool (an integer sum) and folds the 1/N
+        # into the classifier's thresholds; the export fix turns ReduceMean into
+        # GlobalAveragePool for that (modules/export.py).
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
 
     def classifier(self, inp, num_classes):
         return QuantLinear(
             inp,
             num_classes,
-            bias=True,
+            bias=True,  # FINN absorbs the bias into the output thresholds
             weight_quant=WeightQuant,
             weight_bit_width=self.bits.last_weight,
             bias_quant=BiasQuant,
@@ -193,10 +180,5 @@ class QuantLayers:
         return nn.Identity()
 
 
-def build_quant_model(name, num_classes, width_mult, bits, img_size, bipolar_output=False):
-    if img_size % 16:
-        raise ValueError(
-            f"config.IMG_SIZE = {img_size}: the quantized model needs a multiple of 16"
-        )
-    layers = QuantLayers(bits, img_size, bipolar_output)
-    return build_model(name, num_classes, width_mult, layers)
+def build_quant_model(name, num_classes, width_mult, bits, bipolar_output=False):
+    return build_model(name, num_classes, width_mult, QuantLayers(bits, bipolar_output))

@@ -18,7 +18,7 @@ SIZE = 32
 
 def _trained_step(bits, bipolar_output=False, steps=2):
     torch.manual_seed(0)
-    model = build_quant_model("mobilenetv2_mini_resnet", 2, 1.0, bits, SIZE, bipolar_output)
+    model = build_quant_model("mobilenetv2_mini_resnet", 2, 1.0, bits, bipolar_output)
     images = torch.randint(0, 256, (8, 3, SIZE, SIZE)).float()
     targets = torch.randint(0, 2, (8, 2)).float()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -42,7 +42,7 @@ def _residual_blocks(model):
 def test_train_export_and_qonnx_equals_brevitas(weight, act, tmp_path):
     model, images = _trained_step(BitWidths(weight=weight, act=act))
     head = build_quant_model(
-        "mobilenetv2_mini_resnet", 2, 1.0, BitWidths(weight=weight, act=act), SIZE, True
+        "mobilenetv2_mini_resnet", 2, 1.0, BitWidths(weight=weight, act=act), True
     )
     head.load_state_dict(model.state_dict())
     clean = export_qonnx_model(head.eval(), SIZE, tmp_path / "raw.onnx", tmp_path / "clean.onnx")
@@ -99,7 +99,7 @@ def test_residual_add_inputs_share_scale_and_zero_point(tmp_path):
 
 def test_fp32_weights_load_by_name_into_quant_model(tmp_path):
     fp32 = build_model("mobilenetv2_mini_resnet")
-    quant = build_quant_model("mobilenetv2_mini_resnet", 2, 1.0, BitWidths(), SIZE)
+    quant = build_quant_model("mobilenetv2_mini_resnet", 2, 1.0, BitWidths())
     assert set(fp32.state_dict()) <= set(quant.state_dict())
     for name, tensor in fp32.state_dict().items():
         assert quant.state_dict()[name].shape == tensor.shape, name
@@ -128,8 +128,3 @@ def test_checkpoint_kind_names_every_bit_width():
     fp32 = types.SimpleNamespace(**{**vars(base), "BREVITAS_MODEL": False})
     kinds = {experiment.model_kind(c) for c in (base, other, fp32)}
     assert len(kinds) == 3 and "fp32" in kinds
-
-
-def test_image_size_must_divide_by_16():
-    with pytest.raises(ValueError, match="IMG_SIZE"):
-        build_quant_model("mobilenetv2_mini_resnet", 2, 1.0, BitWidths(), 40)
