@@ -69,6 +69,30 @@ BIAS_BIT_WIDTH = 8
 QAT_INIT_FROM_FP32 = True  # start QAT from the run's fp32_best.pt when it exists
 EQUIVALENCE_IMAGES = 32  # test images run through every exported graph and compared
 
+# ---------------------------------------------------------------- FINN (notebook 03)
+BOARD = "Pynq-Z2"  # or "Pynq-Z1": both carry the same xc7z020 part
+BOARD_PARTS = {"Pynq-Z2": "xc7z020clg400-1", "Pynq-Z1": "xc7z020clg400-1"}
+CLOCK_MHZ = 100
+TARGET_FPS = 1000
+FOLDING_CONFIG_FILE = None  # a folding JSON (PE/SIMD/ram_style per layer) instead of the search
+RESOURCE_BUDGET_FRACTION = 0.9  # LUT, BRAM and DSP each at most this share of the part
+FIT_TO_PART = True  # lower the target FPS until the design fits the budget
+# FINN's default (36) caps an MVAU's weight stream per PE; the 8-bit stem (27 inputs) needs
+# 8*27 bits to reach high frame rates at 224x224
+MVAU_WWIDTH_MAX = 216
+STANDALONE_THRESHOLDS = True  # thresholds as own layers: lets FINN use DSP-based RTL MVAUs
+FINN_VERIFY_IMAGES = 32  # test images through every FINN stage (python execution is slow)
+
+# ---------------------------------------------------------------- bitstream and board (04, 05)
+# BOARD, BOARD_PARTS and CLOCK_MHZ above apply (Vivado targets a period of 1000 / CLOCK_MHZ ns)
+BUILD_DIR_NAME = "build"  # RUNS_DIR/RUN_NAME/build: model, build config, run_build.sh, FINN output
+GENERATE_BITFILE = True  # False: stop after the stitched IP (no bitfile, driver or package)
+# out-of-context synthesis of the accelerator alone: its utilisation is what the estimates predict
+OOC_SYNTH = True
+DEPLOY_DIR_NAME = "deploy"  # RUNS_DIR/RUN_NAME/deploy: what gets copied to the board
+FINN_PLUS_DRIVER_VERSION = "1.6.1"  # board-side runtime on PyPI; it pins numpy<2 like PYNQ images
+ACCELERATOR_BACKEND = "auto"  # auto (board if pynq + bitfile, else emulator) | board | emulator
+
 # ---------------------------------------------------------------- profiles
 # Named sets of overrides. `demo` is what `make run` uses; `tiny` is what the tests use.
 PROFILES = {
@@ -93,6 +117,8 @@ PROFILES = {
         "BATCH_SIZE": 16,
         "NUM_WORKERS": 0,
         "EQUIVALENCE_IMAGES": 4,
+        "FINN_VERIFY_IMAGES": 4,
+        "TARGET_FPS": 20000,
     },
 }
 

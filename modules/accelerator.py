@@ -1,0 +1,309 @@
+"""Stage 05: one `Accelerator` interface, run on the PYNQ board or emulated on the CPU.
+
+Both backends move data exactly as FINN's generated driver does: host layout -> NHWC, reshape
+to the folded shape, pack the innermost dimension into bytes (both reversals), and the reverse
+for the output. The board backend sends those bytes through the DMA of FINN's driver; the
+emulated backend unpacks them, runs the bit-exact HW graph (`hw_graph_fn`) and packs its
+output, so packing bugs show up in either. All shapes and datatypes come from io_spec.json
+(`modules/deploy.py`).
+
+This module runs on the board too: no torch or FINN compiler imports at module level, and
+the packing comes from finn-plus-driver there (a copy of finn.util.data_packing).
+"""
+
+import copy
+import importlib.util
+import json
+import math
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+IO_SPEC_FILE = "io_spec.json"
+BACKENDS = ("auto", "board", "emulator")
+
+
+# ------------------------------------------------------------------ FINN's packing
+
+
+def _packing():
+    try:
+        from finn.util import data_packing
+    except ImportError:  # on the board only the runtime package is installed
+        from finn_plus_driver import packing as data_packing
+    return data_packing
+
+
+def _datatype(name):
+    from qonnx.core.datatype import DataType
+
+    return DataType[name]
+
+
+def _container(values, datatype):
+    """Whole-byte integer containers take FINN's fast packing path (as the driver does for
+    UINT8/INT8 input); the bytes are the same as from float values."""
+    numpy_type = {"UINT8": np.uint8, "INT8": np.int8}.get(datatype.name)
+    return values.astype(numpy_type) if numpy_type is not None else values.astype(np.float32)
+
+
+def pack_tensor(values_normal, port):
+    """Normal-shape values (N, ...) -> packed bytes (N, *shape_packed[1:]) for `port`
+    (io_spec["input"] or io_spec["output"])."""
+    datatype = _datatype(port["finn_datatype"])
+    values = np.asarray(values_normal)
+    folded = values.reshape(len(values), *port["shape_folded"][1:])
+    packed = _packing().finnpy_to_packed_bytearray(
+        _container(folded, datatype), datatype, reverse_inner=True, reverse_endian=True
+    )
+    return np.ascontiguousarray(packed, dtype=np.uint8)
+
+
+def unpack_tensor(packed, port):
+    """Packed bytes (N, *shape_packed[1:]) -> float32 values in normal shape (N, ...)."""
+    packed = np.ascontiguousarray(packed, dtype=np.uint8)
+    count = len(packed)
+    folded = _packing().packed_bytearray_to_finnpy(
+        packed,
+        _datatype(port["finn_datatype"]),
+        (count, *port["shape_folded"][1:]),
+        reverse_inner=True,
+        reverse_endian=True,
+    )
+    return np.asarray(folded, dtype=np.float32).reshape(count, *port["shape_normal"][1:])
+
+
+def to_accelerator_layout(images, io_spec):
+    """Preprocessed images (N, C, H, W) in 0..255 (numpy or torch) -> NHWC float32."""
+    port = io_spec["input"]
+    values = np.asarray(images, dtype=np.float32)
+    host_shape = port["host_shape"]
+    if values.ndim == len(host_shape) - 1:
+        values = values[None]
+    if values.shape[1:] != tuple(host_shape[1:]):
+        raise ValueError(
+            f"images have shape {values.shape}; the accelerator takes "
+            f"(N, {', '.join(map(str, host_shape[1:]))}) in {port['host_layout']} layout"
+        )
+    datatype = _datatype(port["finn_datatype"])
+    if not np.all(datatype.allowed(values)):
+        raise ValueError(
+            f"image values must be {datatype.name} (integers {datatype.min()}..{datatype.max()}, "
+            f"as preprocess() gives); got {values.min()}..{values.max()}"
+        )
+    if port["host_layout"] == "NCHW" and port["layout"] == "NHWC":
+        values = values.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(values)
+
+
+# ------------------------------------------------------------------ post-processing
+
+
+def model_outputs(outputs, io_spec):
+    """Accelerator outputs -> the model's outputs: the parent graph's Mul/Add after the
+    accelerator (BINARY {0,1} -> bipolar {-1,+1}, or integer -> real logits)."""
+    values = np.asarray(outputs, dtype=np.float32)
+    for op in io_spec["output"]["host_ops"]:
+        constant = np.asarray(op["value"], dtype=np.float32)  # scalar or one per class
+        values = values * constant if op["op"] == "Mul" else values + constant
+    return values
+
+
+def decisions(outputs, io_spec, threshold=0.5):
+    """Accelerator outputs -> bool (N, classes) in io_spec["classes"] order ([smoke, fire]).
+
+    BINARY/BIPOLAR outputs are the sign of the logit already (threshold 0.5 built in);
+    integer outputs are dequantized and compared with logit(threshold).
+    """
+    raw = np.asarray(outputs)
+    count = len(raw)
+    if io_spec["output"]["finn_datatype"] in ("BINARY", "BIPOLAR"):
+        return raw.reshape(count, -1) == 1
+    if not 0 < threshold < 1:
+        raise ValueError(f"decision threshold must be in (0, 1), got {threshold}")
+    logits = model_outputs(raw, io_spec).reshape(count, -1)
+    return logits >= math.log(threshold / (1 - threshold))
+
+
+# ------------------------------------------------------------------ backends
+
+
+class Accelerator(ABC):
+    """run(images) -> accelerator outputs (N, ...); decisions(outputs) -> bool (N, classes)."""
+
+    name = "accelerator"
+    is_emulated = False
+
+    def __init__(self, io_spec):
+        self.io_spec = io_spec
+
+    @property
+    def classes(self):
+        return self.io_spec["classes"]
+
+    def run(self, images):
+        packed_in = pack_tensor(to_accelerator_layout(images, self.io_spec), self.io_spec["input"])
+        return unpack_tensor(self.execute_packed(packed_in), self.io_spec["output"])
+
+    @abstractmethod
+    def execute_packed(self, packed_in):
+        """Input bytes (N, *ishape_packed[1:]) -> output bytes (N, *oshape_packed[1:])."""
+
+    def model_outputs(self, outputs):
+        return model_outputs(outputs, self.io_spec)
+
+    def decisions(self, outputs, threshold=0.5):
+        return decisions(outputs, self.io_spec, threshold)
+
+
+class FinnDriverDma:
+    """The DMA layer of FINN's generated PYNQ driver (finn-plus-driver's FINNDMAOverlay, a
+    pynq Overlay): loads the bitfile, owns the DMA buffers and drives the IODMAs."""
+
+    def __init__(self, bitfile, io_shape_dict, runtime_weight_dir):
+        from finn_plus_driver import FINNDMAOverlay
+
+        self.overlay = FINNDMAOverlay(
+            str(bitfile),
+            "zynq-iodma",
+            copy.deepcopy(io_shape_dict),  # the driver converts the datatype strings in place
+            runtime_weight_dir=str(runtime_weight_dir),
+        )
+
+    def transfer(self, packed_in):
+        if self.overlay.batch_size != len(packed_in):
+            self.overlay.batch_size = len(packed_in)  # reallocates the DMA buffers
+        self.overlay.copy_input_data_to_device(packed_in)
+        self.overlay.execute_on_buffers()
+        packed_out = np.empty(self.overlay.oshape_packed(), dtype=np.uint8)
+        self.overlay.copy_output_data_from_device(packed_out)
+        return packed_out
+
+
+class BoardAccelerator(Accelerator):
+    """The FPGA. `dma` is anything with transfer(input bytes) -> output bytes; by default
+    FINN's driver on the bitfile (needs pynq and finn-plus-driver, i.e. a PYNQ board)."""
+
+    name = "board"
+    is_emulated = False
+
+    def __init__(self, io_spec, bitfile=None, dma=None, runtime_weight_dir="runtime_weights"):
+        super().__init__(io_spec)
+        if dma is None:
+            if bitfile is None:
+                raise ValueError("BoardAccelerator needs a bitfile (or a dma object)")
+            dma = FinnDriverDma(bitfile, io_spec["io_shape_dict"], runtime_weight_dir)
+        self.dma = dma
+
+    def execute_packed(self, packed_in):
+        return np.asarray(self.dma.transfer(packed_in), dtype=np.uint8)
+
+
+class EmulatedAccelerator(Accelerator):
+    """The bit-exact HW graph on the CPU behind the same byte interface as the board.
+
+    `hw_graph_fn(x)` takes one NHWC image batch of shape (1, H, W, C), float32 with integer
+    values, and returns the accelerator's output for it (e.g. the folded dataflow graph run by
+    the stage-03 emulator).
+    """
+
+    name = "emulator"
+    is_emulated = True
+
+    def __init__(self, io_spec, hw_graph_fn):
+        super().__init__(io_spec)
+        self.hw_graph_fn = hw_graph_fn
+
+    def execute_packed(self, packed_in):
+        images = unpack_tensor(packed_in, self.io_spec["input"])  # what the input stream carries
+        out_shape = self.io_spec["output"]["shape_normal"]
+        outputs = [
+            np.asarray(self.hw_graph_fn(image[None]), dtype=np.float32).reshape(1, *out_shape[1:])
+            for image in images
+        ]
+        return pack_tensor(np.concatenate(outputs), self.io_spec["output"])
+
+
+# ------------------------------------------------------------------ choosing a backend
+
+
+def load_io_spec(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {IO_SPEC_FILE} (make the deployment package first)")
+    return json.loads(path.read_text())
+
+
+def find_bitfile(deploy_dir):
+    """The deployment package's .bit file, or None."""
+    bitfiles = sorted((Path(deploy_dir) / "bitfile").glob("*.bit"))
+    return bitfiles[0] if bitfiles else None
+
+
+def pynq_available():
+    return importlib.util.find_spec("pynq") is not None
+
+
+def board_unavailable_reasons(deploy_dir):
+    """Why the board backend cannot run here (empty list: it can)."""
+    reasons = []
+    if not pynq_available():
+        reasons.append("pynq is not installed (not running on a PYNQ board)")
+    if find_bitfile(deploy_dir) is None:
+        reasons.append(f"no .bit file in {Path(deploy_dir) / 'bitfile'} (bitstream not built)")
+    return reasons
+
+
+def make_accelerator(cfg, deploy_dir, hw_graph_fn=None, backend=None, dma=None):
+    """The board when pynq imports and the package has a bitfile, else the emulator.
+
+    `backend` ("auto" | "board" | "emulator") overrides config.ACCELERATOR_BACKEND; `dma`
+    replaces the board's DMA layer (tests).
+    """
+    backend = backend or cfg.ACCELERATOR_BACKEND
+    if backend not in BACKENDS:
+        raise ValueError(f"config.ACCELERATOR_BACKEND {backend!r}: expected one of {BACKENDS}")
+    deploy_dir = Path(deploy_dir)
+    io_spec = load_io_spec(deploy_dir / IO_SPEC_FILE)
+    reasons = [] if dma is not None else board_unavailable_reasons(deploy_dir)
+    if backend == "board" or (backend == "auto" and not reasons):
+        if reasons:
+            raise RuntimeError("board backend requested, but " + "; ".join(reasons))
+        print(f"accelerator: board ({find_bitfile(deploy_dir)})")
+        return BoardAccelerator(
+            io_spec,
+            find_bitfile(deploy_dir),
+            dma=dma,
+            runtime_weight_dir=deploy_dir / "driver" / "runtime_weights",
+        )
+    if hw_graph_fn is None:
+        raise ValueError(
+            "the emulator backend needs hw_graph_fn (the bit-exact HW graph of stage 03)"
+            + (f"; the board cannot be used: {'; '.join(reasons)}" if reasons else "")
+        )
+    why = f" because {'; '.join(reasons)}" if backend == "auto" else " (requested)"
+    print(f"accelerator: emulator{why}")
+    return EmulatedAccelerator(io_spec, hw_graph_fn)
+
+
+def measure_throughput(accelerator, images, repeats=1):
+    """Images per second through `accelerator.run`, labelled emulated or board."""
+    start = time.perf_counter()
+    for _ in range(repeats):
+        accelerator.run(images)
+    seconds = time.perf_counter() - start
+    count = len(images) * repeats
+    label = (
+        "emulated: bit-exact graph on the CPU, not the FPGA's speed"
+        if accelerator.is_emulated
+        else "board: FPGA incl. packing and DMA"
+    )
+    return {
+        "backend": accelerator.name,
+        "label": label,
+        "images": count,
+        "seconds": seconds,
+        "images_per_s": count / seconds,
+    }

@@ -1,0 +1,235 @@
+"""The deployment package for the board and the accelerator's I/O description (io_spec).
+
+`io_spec_from_model` reads what FINN's `step_make_driver` reads (first/last HW node of the
+dataflow child: datatypes, normal/folded shapes; packed shapes from FINN's packing rule) plus
+what the host does around the accelerator in the parent graph (the NCHW->NHWC Transpose and
+the Mul/Add that turn its integer output back into the model's output). The same dict drives
+both accelerator backends in `modules/accelerator.py`, and its `io_shape_dict` is in the
+format of FINN's generated driver (finn-plus-driver's FINNDMAOverlay).
+"""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+from modules.accelerator import IO_SPEC_FILE
+from modules.bitstream import copy_model
+
+BOARD_REQUIREMENTS_FILE = "requirements-board.txt"
+NOTEBOOK_05 = Path(__file__).resolve().parents[1] / "notebooks" / "05_pynq_inference.ipynb"
+NCHW_TO_NHWC = [0, 2, 3, 1]
+
+# FINN's generated driver packs with both reversals (driver pack_input / unpack_output)
+PACKING = {
+    "pack": "finn.util.data_packing.finnpy_to_packed_bytearray",
+    "unpack": "finn.util.data_packing.packed_bytearray_to_finnpy",
+    "reverse_inner": True,
+    "reverse_endian": True,
+    "steps_in": "host layout -> NHWC, reshape to shape_folded, pack the innermost dim to bytes",
+    "steps_out": "unpack bytes to shape_folded, reshape to shape_normal",
+}
+
+
+# ------------------------------------------------------------------ io_spec
+
+
+def _child_and_parent(model, parent):
+    """(dataflow child, parent or None) from a partitioned parent or a child (+ its parent)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    partitions = model.get_nodes_by_op_type("StreamingDataflowPartition")
+    if not partitions:
+        return model, parent
+    if len(partitions) != 1:
+        raise ValueError(f"expected one StreamingDataflowPartition, found {len(partitions)}")
+    return ModelWrapper(getCustomOp(partitions[0]).get_nodeattr("model")), model
+
+
+def packed_shape(folded_shape, datatype):
+    """FINN's packing: the innermost folded dim becomes bytes, padded to whole bytes."""
+    from qonnx.core.datatype import DataType
+
+    bits = folded_shape[-1] * DataType[datatype].bitwidth()
+    return [*folded_shape[:-1], math.ceil(bits / 8)]
+
+
+def _port(child, tensor, node, direction):
+    from qonnx.custom_op.registry import getCustomOp
+
+    op = getCustomOp(node)
+    if direction == "in":
+        index = list(node.input).index(tensor)
+        folded, width = op.get_folded_input_shape(index), op.get_instream_width(index)
+    else:
+        index = list(node.output).index(tensor)
+        folded, width = op.get_folded_output_shape(index), op.get_outstream_width(index)
+    datatype = child.get_tensor_datatype(tensor).name
+    folded = [int(d) for d in folded]
+    return {
+        "tensor": tensor,
+        "hw_node": node.name,
+        "finn_datatype": datatype,
+        "shape_normal": [int(d) for d in child.get_tensor_shape(tensor)],
+        "shape_folded": folded,
+        "shape_packed": packed_shape(folded, datatype),
+        "stream_width_bits": int(width),
+    }
+
+
+def _host_input(parent, port):
+    """Layout the host hands over: NCHW when the parent only transposes to NHWC."""
+    if parent is None:
+        return {"host_layout": "NHWC", "host_shape": port["shape_normal"]}
+    graph_input = parent.graph.input[0].name
+    consumer = parent.find_consumer(graph_input)
+    if consumer.op_type == "StreamingDataflowPartition":
+        return {"host_layout": "NHWC", "host_shape": port["shape_normal"]}
+    perm = next((list(a.ints) for a in consumer.attribute if a.name == "perm"), None)
+    follower = parent.find_consumer(consumer.output[0])
+    feeds_accelerator = follower is not None and follower.op_type == "StreamingDataflowPartition"
+    if consumer.op_type != "Transpose" or perm != NCHW_TO_NHWC or not feeds_accelerator:
+        raise ValueError(
+            f"host-side input node {consumer.name} ({consumer.op_type}) is not the NCHW->NHWC "
+            "Transpose the accelerator runtime supports; stream-line it into the accelerator"
+        )
+    return {"host_layout": "NCHW", "host_shape": list(parent.get_tensor_shape(graph_input))}
+
+
+def _host_output_ops(parent):
+    """The Mul/Add chain after the accelerator in the parent (its output dequantization)."""
+    if parent is None:
+        return []
+    partition = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
+    ops, tensor = [], partition.output[0]
+    while (node := parent.find_consumer(tensor)) is not None:
+        constant = next((parent.get_initializer(i) for i in node.input if i != tensor), None)
+        if node.op_type not in ("Mul", "Add") or constant is None:
+            raise ValueError(
+                f"host-side output node {node.name} ({node.op_type}) is not a constant Mul/Add; "
+                "the accelerator runtime only applies those after the accelerator"
+            )
+        ops.append({"op": node.op_type, "value": constant.flatten().tolist()})
+        tensor = node.output[0]
+    return ops
+
+
+def _io_shape_dict(inp, out):
+    """The `io_shape_dict` of FINN's generated driver (settings.json)."""
+    return {
+        "idt": [f"DataType['{inp['finn_datatype']}']"],
+        "odt": [f"DataType['{out['finn_datatype']}']"],
+        "ishape_normal": [inp["shape_normal"]],
+        "ishape_folded": [inp["shape_folded"]],
+        "ishape_packed": [inp["shape_packed"]],
+        "oshape_normal": [out["shape_normal"]],
+        "oshape_folded": [out["shape_folded"]],
+        "oshape_packed": [out["shape_packed"]],
+        "idma_names": ["idma0"],  # FINN's Zynq build names the IODMAs idma<i> / odma<i>
+        "odma_names": ["odma0"],
+        "num_inputs": 1,
+        "num_outputs": 1,
+        "number_of_external_weights": 0,
+        "external_weights_input_shapes": {},
+    }
+
+
+def io_spec_from_model(model, classes, parent=None):
+    """I/O description of the accelerator.
+
+    `model` is the dataflow child (folded: its PE/SIMD give the folded shapes) or a
+    partitioned parent, whose partition then points at the child as it was partitioned,
+    i.e. before folding. `parent` adds the host side to a child: the input Transpose and the
+    output Mul/Add. Typical call: io_spec_from_model(folded_child, CLASSES, parent=parent).
+    """
+    child, parent = _child_and_parent(model, parent)
+    if len(child.graph.input) != 1 or len(child.graph.output) != 1:
+        raise ValueError("the accelerator runtime supports one input and one output stream")
+    in_tensor, out_tensor = child.graph.input[0].name, child.graph.output[0].name
+    inp = _port(child, in_tensor, child.find_consumer(in_tensor), "in")
+    out = _port(child, out_tensor, child.find_producer(out_tensor), "out")
+    inp.update(layout="NHWC" if len(inp["shape_normal"]) == 4 else "NC", **_host_input(parent, inp))
+    out["host_ops"] = _host_output_ops(parent)
+    if out["shape_normal"][-1] != len(classes):
+        raise ValueError(
+            f"accelerator output has {out['shape_normal'][-1]} channels but config.CLASSES has "
+            f"{len(classes)} ({classes})"
+        )
+    return {
+        "classes": list(classes),
+        "input": inp,
+        "output": out,
+        "packing": PACKING,
+        "decision": _decision_rule(out["finn_datatype"]),
+        "io_shape_dict": _io_shape_dict(inp, out),
+    }
+
+
+def _decision_rule(datatype):
+    if datatype == "BINARY":
+        return "class present iff output == 1 (thresholds fire at logit >= 0)"
+    if datatype == "BIPOLAR":
+        return "class present iff output == +1 (sign of the logit)"
+    return "logit = output after host_ops; class present iff sigmoid(logit) >= threshold"
+
+
+def save_io_spec(io_spec, path):
+    path = Path(path)
+    path.write_text(json.dumps(io_spec, indent=2))
+    return path
+
+
+# ------------------------------------------------------------------ package
+
+
+def deploy_dir(cfg, paths):
+    """RunPaths.root / DEPLOY_DIR_NAME."""
+    return paths.root / cfg.DEPLOY_DIR_NAME
+
+
+def board_requirements(cfg):
+    return (
+        "# pip install -r requirements-board.txt on the PYNQ board (pynq is part of the image)\n"
+        f"finn-plus-driver=={cfg.FINN_PLUS_DRIVER_VERSION}\n"
+        "numpy<2  # PYNQ images ship numpy 1.x; finn-plus-driver pins it too\n"
+    )
+
+
+def _copy_bitfile(bitfile, hwh, target):
+    """PYNQ loads NAME.hwh from beside NAME.bit, so the hwh takes the bitfile's stem."""
+    target.mkdir(parents=True, exist_ok=True)
+    bit_copy = target / Path(bitfile).name
+    shutil.copy2(bitfile, bit_copy)
+    if hwh is not None:
+        shutil.copy2(hwh, bit_copy.with_suffix(".hwh"))
+
+
+def _driver_io_names(driver_dir):
+    """IODMA names from the built driver's settings.json (the real instance names)."""
+    settings = Path(driver_dir) / "settings.json"
+    if not settings.is_file():
+        return {}
+    shapes = json.loads(settings.read_text())["driver_information"].get("io_shape_dict", {})
+    return {key: shapes[key] for key in ("idma_names", "odma_names") if key in shapes}
+
+
+def make_deployment_package(
+    cfg, paths, model_path, io_spec, bitfile=None, hwh=None, driver_dir=None
+):
+    """RUN/deploy/: bitfile/ (+ .hwh), driver/, model/, io_spec.json, requirements-board.txt and
+    notebook 05 — whatever of these exists. Returns the folder."""
+    target = deploy_dir(cfg, paths)
+    target.mkdir(parents=True, exist_ok=True)
+    io_spec = json.loads(json.dumps(io_spec))  # own copy: the IODMA names may change below
+    if bitfile is not None:
+        _copy_bitfile(bitfile, hwh, target / "bitfile")
+    if driver_dir is not None:
+        shutil.copytree(driver_dir, target / "driver", dirs_exist_ok=True)
+        io_spec["io_shape_dict"].update(_driver_io_names(driver_dir))
+    copy_model(model_path, target / "model")
+    save_io_spec(io_spec, target / IO_SPEC_FILE)
+    (target / BOARD_REQUIREMENTS_FILE).write_text(board_requirements(cfg))
+    if NOTEBOOK_05.is_file():
+        shutil.copy2(NOTEBOOK_05, target / NOTEBOOK_05.name)
+    return target
