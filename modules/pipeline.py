@@ -15,6 +15,7 @@ import papermill
 
 import config
 from modules.paths import run_paths
+from modules.report import write_run_report
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -47,9 +48,14 @@ def run_notebook(notebook, profile, overrides, out_dir):
 
 
 def run_pipeline(profile, overrides=None, only=None):
+    """Execute the notebooks, then write the run report (RUN/report.md)."""
     overrides = overrides or {}
-    paths = run_paths(_namespace(config.apply(profile, **overrides)))
-    return [run_notebook(nb, profile, overrides, paths.notebooks) for nb in list_notebooks(only)]
+    cfg = _namespace(config.apply(profile, **overrides))
+    config.apply()
+    paths = run_paths(cfg)
+    outputs = [run_notebook(nb, profile, overrides, paths.notebooks) for nb in list_notebooks(only)]
+    print(f"run report: {write_run_report(paths, cfg)}")
+    return outputs
 
 
 def _namespace(values):
