@@ -7,6 +7,7 @@ counted as their own rows, so the printed table accounts for every file that was
 
 from collections import Counter
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,8 @@ def category_of(target, classes):
 
 @dataclass
 class LoadReport:
+    """What a split holds and what was left out of it, and why; print it or use `.table()`."""
+
     name: str
     classes: list
     kept: Counter  # category -> images kept
@@ -267,7 +270,7 @@ def make_report(name, scans, samples, classes, parts=()):
 
 def finish(name, scans, classes, ds_len):
     """Concatenate scans, take the DS_LEN subset, and report what was kept and skipped."""
-    if ds_len is not None and (not isinstance(ds_len, int) or ds_len < 1):
+    if ds_len is not None and (not isinstance(ds_len, Integral) or ds_len < 1):
         raise ValueError(f"config.DS_LEN = {ds_len!r}; use None (all) or a positive int")
     everything = [sample for scan in scans for sample in scan.samples]
     samples = deterministic_subset(everything, ds_len)

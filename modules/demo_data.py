@@ -20,9 +20,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from tqdm.auto import tqdm
 
+from modules.preprocess import load_rgb
 from modules.yolo_labels import read_yolo_label
 
-GENERATOR_VERSION = 1  # bump when scenes change, so existing demo folders are regenerated
+GENERATOR_VERSION = 2  # bump when scenes change, so existing demo folders are regenerated
 MARKER = "demo_complete.json"  # written last: its absence means an unfinished generation
 FILE_PREFIX = "demo_"  # only files with this prefix are ever deleted
 DFIRE_CONVENTION = {0: "smoke", 1: "fire"}  # used when no mapping is passed (D-Fire's ids)
@@ -35,13 +36,14 @@ class SceneStyle:
     """Difficulty knobs. The marker records them: changing one regenerates the demo data."""
 
     class_mix: dict = field(default_factory=lambda: dict(DFIRE_MIX))
-    smoke_opacity: tuple = (0.35, 0.85)  # peak opacity of an ordinary plume
-    faint_smoke_share: float = 0.25  # share of plumes drawn with faint_smoke_opacity
-    faint_smoke_opacity: tuple = (0.18, 0.32)
-    smoke_min_visibility: float = 0.06  # opacity x grey difference to the background, at least
-    fire_size: tuple = (0.035, 0.25)  # flame width / image side, log-uniform (small ones common)
-    distractors_per_image: float = 1.5  # Poisson mean
-    sensor_noise: float = 5.0  # largest std of added pixel noise, in 0..255 units
+    smoke_opacity: tuple = (0.6, 0.95)  # peak opacity of an ordinary plume
+    faint_smoke_share: float = 0.05  # share of plumes drawn with faint_smoke_opacity
+    faint_smoke_opacity: tuple = (0.35, 0.5)
+    smoke_min_visibility: float = 0.25  # opacity x grey difference to the background, at least
+    smoke_min_area: float = 0.04  # visible plume box / image area, at least
+    fire_size: tuple = (0.07, 0.3)  # flame width / image side, log-uniform (small ones common)
+    distractors_per_image: float = 0.5  # Poisson mean
+    sensor_noise: float = 4.0  # largest std of added pixel noise, in 0..255 units
 
 
 # ------------------------------------------------------------------------------- noise fields
@@ -131,8 +133,8 @@ def draw_sky(rng, size, sky_name, horizon_mean):
     y, _ = grid(size, size)
     t = np.clip(y / max(horizon_mean, 0.05), 0, 1) ** rng.uniform(0.6, 1.6)
     image = jitter(rng, top, 0.06) * (1 - t) + jitter(rng, bottom, 0.06) * t
-    # clouds stretched sideways: grey-white texture that is not smoke
-    clouds = fractal_noise(rng, size, size, 3, 2, octaves=4)
+    # clouds stretched 3:1 sideways: grey-white texture that never looks like a rising plume
+    clouds = fractal_noise(rng, size, size, 6, 2, octaves=4)
     cover = rng.uniform(*cover_range)
     alpha = smoothstep(1 - cover, 1 - cover + 0.3, clouds) * rng.uniform(0.4, 0.9)
     shade = 0.8 + 0.3 * fractal_noise(rng, size, size, 4, 4, octaves=2)
@@ -212,14 +214,8 @@ def paste_slices(size, left, top, height, width):
     return image, patch
 
 
-def draw_smoke(rng, image, source, opacity, min_visibility):
-    """A billowing plume rising from `source` (x, y), widening and bending with the wind.
-
-    Its grey differs from what it covers by at least min_visibility / (its peak opacity), so
-    that even a faint plume changes the pixels it covers. Returns its box: where the plume is
-    at least a third of its peak opacity.
-    """
-    size = image.shape[1]
+def plume_alpha(rng, size, source, opacity):
+    """Opacity field of a billowing plume rising from `source` (x, y), widening and bending."""
     y, x = grid(size, size)
     height = rng.uniform(0.25, 0.75)
     narrow, wide = rng.uniform(0.008, 0.035), rng.uniform(0.06, 0.3)
@@ -231,12 +227,29 @@ def draw_smoke(rng, image, source, opacity, min_visibility):
     fade = smoothstep(0.0, 0.06, up) * (1 - smoothstep(0.5, 1.05, up)) * (y < source[1])
     density = np.exp(-1.5 * across**2) * fade
     alpha = smoothstep(0.15, 0.75, density * (0.3 + 1.1 * billows)) * opacity
-    alpha = cv2.GaussianBlur(alpha, (0, 0), size * 0.006)
-    peak = max(float(alpha.max()), 1e-3)
-    grey = smoke_grey(rng, image, alpha, min_contrast=min_visibility / peak)
+    return cv2.GaussianBlur(alpha, (0, 0), size * 0.006), billows
+
+
+def place_plume(rng, size, background, fires, opacity, min_area, tries=100):
+    """A plume whose visible part (box) covers at least min_area of the picture.
+
+    Small remnants (a plume mostly outside the frame, or a stub) look like a cloud and would
+    make the label arbitrary. Returns (alpha, billow texture, box).
+    """
+    for _ in range(tries):
+        source = smoke_source(rng, background, fires)
+        alpha, billows = plume_alpha(rng, size, source, opacity)
+        box = alpha_box(alpha, max(0.04, float(alpha.max()) / 3))
+        if box and (box[2] - box[0]) * (box[3] - box[1]) >= min_area:
+            return alpha, billows, box
+    raise RuntimeError(f"no smoke plume of area >= {min_area} in {tries} tries; lower it")
+
+
+def draw_smoke(rng, image, alpha, billows, min_visibility):
+    """Paint a plume; its grey differs from what it covers by min_visibility / peak opacity."""
+    grey = smoke_grey(rng, image, alpha, min_visibility / max(float(alpha.max()), 1e-3))
     shade = 0.75 + 0.4 * billows  # puffs lit on one side
     blend(image, np.clip(jitter(rng, (grey, grey, grey), 0.03) * shade, 0, 1), alpha)
-    return alpha_box(alpha, max(0.04, peak / 3))
 
 
 def smoke_grey(rng, image, alpha, min_contrast):
@@ -250,7 +263,7 @@ def smoke_grey(rng, image, alpha, min_contrast):
 
 
 def flame_patch(rng, width, height):
-    """Colour (H, W, 3) and alpha (H, W) of a cluster of flame tongues filling the patch."""
+    """Colour (3, H, W) and alpha (H, W) of a cluster of flame tongues filling the patch."""
     y, x = grid(height, width)
     u, v = (x - 0.5) * 2.4, (1.0 - y) * 1.15 - 0.05  # u across (-1..1 inside), v up from base
     tongues = 0.3 + 0.7 * profile_1d(rng, width, int(rng.integers(3, 9)))
@@ -259,7 +272,8 @@ def flame_patch(rng, width, height):
     envelope = np.sqrt(np.clip(1 - (u + flicker_u) ** 2, 0, 1))
     heat = 1 - (v + flicker_v) / np.maximum(envelope * tongues[None, :], 1e-3)
     heat = np.clip(heat, 0, 1) * smoothstep(-0.08, 0.04, v)
-    heat = heat ** rng.uniform(0.7, 1.3)
+    streaks = value_noise(rng, height, width, 3, 14)  # vertical licks inside the flame
+    heat = (heat * (0.85 + 0.3 * streaks)).clip(0, 1) ** rng.uniform(0.7, 1.3)
     colour = np.stack([np.interp(heat, FIRE_HEAT, FIRE_COLOURS[:, c]) for c in range(3)])
     return colour.astype(np.float32), smoothstep(0.0, 0.12, heat).astype(np.float32)
 
@@ -445,9 +459,11 @@ def draw_scene(rng, size, category, style):
     for _ in range(object_count(rng) if category in ("smoke", "both") else 0):
         faint = rng.random() < style.faint_smoke_share
         opacity = rng.uniform(*(style.faint_smoke_opacity if faint else style.smoke_opacity))
-        source = smoke_source(rng, background, fires)
-        box = draw_smoke(rng, image, source, opacity, style.smoke_min_visibility)
-        boxes += [("smoke", box)] if box else []
+        alpha, billows, box = place_plume(
+            rng, size, background, fires, opacity, style.smoke_min_area
+        )
+        draw_smoke(rng, image, alpha, billows, style.smoke_min_visibility)
+        boxes.append(("smoke", box))
     for fire in fires:  # after the smoke: flames shine through it
         box = draw_fire(rng, image, fire)
         boxes += [("fire", box)] if box else []
@@ -483,10 +499,9 @@ def yolo_lines(boxes, class_ids):
     )
 
 
-def write_image(path, rgb, quality):
-    ok, data = cv2.imencode(
-        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    )
+def write_image(path, pixels, quality):
+    bgr = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OSError(f"could not encode {path}")
     path.write_bytes(data.tobytes())
@@ -519,9 +534,9 @@ def generate_split(root, split, count, image_size, seed, class_ids, style, bar):
     plan = category_plan(style.class_mix, count, np.random.default_rng(split_seed(seed, split)))
     for index, category in enumerate(plan):
         rng = np.random.default_rng([*split_seed(seed, split), index])
-        rgb, boxes = render_scene(rng, image_size, category, style)
+        pixels, boxes = render_scene(rng, image_size, category, style)
         stem = f"{FILE_PREFIX}{split}_{index:05d}"
-        write_image(split_dir / "images" / f"{stem}.jpg", rgb, rng.integers(75, 96))
+        write_image(split_dir / "images" / f"{stem}.jpg", pixels, rng.integers(75, 96))
         (split_dir / "labels" / f"{stem}.txt").write_text(yolo_lines(boxes, class_ids))
         bar.update()
 
@@ -586,25 +601,25 @@ def save_preview_grid(root, split, path, n=16):
     class_ids = class_ids or DFIRE_CONVENTION
     classes = [class_ids[k] for k in sorted(class_ids)]
     images = sorted((root / split / "images").glob("*.jpg"))[:n]
+    if not images:
+        raise FileNotFoundError(f"no .jpg images in {root / split / 'images'} to preview")
     cols = int(np.ceil(np.sqrt(len(images))))
     rows = int(np.ceil(len(images) / cols))
     figure = Figure(figsize=(2.2 * cols, 2.35 * rows))
     for k, image_path in enumerate(images):
         axes = figure.add_subplot(rows, cols, k + 1)
-        rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
-        boxes = read_yolo_label(
-            root / split / "labels" / f"{image_path.stem}.txt", class_ids, classes
-        )
-        draw_boxes(axes, rgb, boxes, classes)
+        label = root / split / "labels" / f"{image_path.stem}.txt"
+        draw_boxes(axes, load_rgb(image_path), read_yolo_label(label, class_ids, classes), classes)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return path
 
 
-def draw_boxes(axes, rgb, boxes, classes):
-    height, width = rgb.shape[:2]
-    axes.imshow(rgb)
+def draw_boxes(axes, pixels, boxes, classes):
+    """An image with its YOLO boxes (fire red, smoke cyan) and its classes as the title."""
+    height, width = pixels.shape[:2]
+    axes.imshow(pixels)
     axes.axis("off")
     present = sorted({classes[int(b[0])] for b in boxes})
     axes.set_title(" + ".join(present) or "none", fontsize=9)

@@ -1,0 +1,144 @@
+"""FINN estimates of the default MobileNetV2-mini and the emulator's speed, measured in one run.
+
+    python benchmarks/bench_finn.py [--size 224] [--onnx-images 8] [--emulator-images 64]
+
+(1) The automatic search (per-layer RTL/DSP vs HLS/LUT compute, BRAM vs LUTRAM weights,
+    target FPS lowered until the design fits) for W4A4 on the config's board and clock: best
+    fitting FPS, LUT/BRAM/DSP % of the part, limiting resource and layer, the frontier (plot).
+(2) Emulator vs qonnx execute_onnx on the same HW-layer graph and images: identical outputs
+    on every image, and the throughput ratio.
+Weights are random but calibrated (BatchNorm and activation statistics): FINN's estimates
+depend on the architecture and bit widths, not on the weight values.
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import config
+from modules import finn_estimates, finn_flow
+from modules.emulator import Emulator
+from modules.export import export_qonnx_model
+from modules.quant_models import BitWidths, build_quant_model
+from modules.verify import onnx_stage
+
+
+def calibrated_model(size, steps=4, batch=8):
+    torch.manual_seed(0)
+    model = build_quant_model(
+        config.MODEL, len(config.CLASSES), config.WIDTH_MULT, BitWidths(), True
+    )
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = None  # cumulative statistics over the calibration passes
+    model.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            model(torch.randint(0, 256, (batch, 3, size, size)).float())
+    return model.eval()
+
+
+def search(generic, budget):
+    best, frontier = finn_estimates.fit_to_part(
+        generic,
+        budget,
+        config.TARGET_FPS,
+        config.CLOCK_MHZ,
+        config.RESOURCE_BUDGET_FRACTION,
+        config.FIT_TO_PART,
+        config.MVAU_WWIDTH_MAX,
+    )
+    lower = [t for t in (100, 200, 400) if t < frontier["target_fps"].min()]
+    extra = finn_estimates.frontier(
+        generic,
+        budget,
+        lower,
+        config.CLOCK_MHZ,
+        config.RESOURCE_BUDGET_FRACTION,
+        config.MVAU_WWIDTH_MAX,
+    )
+    return best, _concat(extra, frontier)
+
+
+def _concat(*tables):
+    import pandas as pd
+
+    return pd.concat(tables).sort_values("target_fps").reset_index(drop=True)
+
+
+def report_search(best, frontier, out_dir, budget):
+    paths = finn_estimates.save_report(
+        best, out_dir, budget, config.RESOURCE_BUDGET_FRACTION, frontier
+    )
+    share = best.totals["% of part"]
+    limiting = best.limiting()
+    print(
+        f"(1) MobileNetV2-mini W4A4 on {budget.part} at {config.CLOCK_MHZ} MHz, "
+        f"target {config.TARGET_FPS} FPS, budget {100 * config.RESOURCE_BUDGET_FRACTION:.0f} %"
+    )
+    print(
+        f"    best fitting: {best.performance['fps']:.0f} FPS "
+        f"(bottleneck {best.performance['bottleneck_layer']}), "
+        f"latency {best.performance['latency_ms']:.2f} ms"
+    )
+    print(f"    LUT {share['LUT']:.1f} %  BRAM36 {share['BRAM36']:.1f} %  DSP {share['DSP']:.1f} %")
+    print(
+        f"    limiting resource {limiting['resource']} "
+        f"({100 * limiting['share_of_limit']:.0f} % of its budget), "
+        f"largest user {limiting['layer']}"
+    )
+    counts = {}
+    for option in best.choices.values():
+        counts[option] = counts.get(option, 0) + 1
+    print(f"    per-layer choices (MVAU/VVAU): {counts}")
+    print("    note: FINN has no LUT model for MVAU_rtl and a few other layers (LUT=0 there)")
+    print("    frontier (best per-layer options at each target):")
+    print(frontier.round(1).to_string(index=False))
+    print(f"    frontier plot: {paths['frontier_png']}")
+
+
+def bench_emulator(hw_graph, size, onnx_images, emulator_images):
+    images = np.random.default_rng(0).integers(0, 256, (emulator_images, 3, size, size))
+    images = images.astype(np.float32)
+    started = time.perf_counter()
+    reference = onnx_stage(hw_graph)(images[:onnx_images])
+    onnx_per_image = (time.perf_counter() - started) / onnx_images
+    emulator = Emulator(hw_graph)
+    emulator(images[:2])  # warm-up (first touch of the weight tables)
+    started = time.perf_counter()
+    emulated = emulator(images)
+    emulator_per_image = (time.perf_counter() - started) / emulator_images
+    identical = np.array_equal(emulated[:onnx_images].reshape(reference.shape), reference)
+    print(f"(2) emulator vs execute_onnx on the HW-layer graph, {size}x{size}")
+    print(f"    execute_onnx: {onnx_images} images, {onnx_per_image * 1e3:.0f} ms/image")
+    print(f"    emulator:     {emulator_images} images, {emulator_per_image * 1e3:.1f} ms/image")
+    print(f"    identical outputs on all {onnx_images} compared images: {identical}")
+    print(f"    speed-up: {onnx_per_image / emulator_per_image:.0f}x")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=config.IMG_SIZE)
+    parser.add_argument("--onnx-images", type=int, default=8)
+    parser.add_argument("--emulator-images", type=int, default=64)
+    parser.add_argument("--out", default=str(Path(config.RUNS_DIR) / "bench_finn"))
+    args = parser.parse_args()
+    budget = finn_estimates.budget_from_config(config)
+    work = tempfile.mkdtemp(prefix="bench_finn_")
+    started = time.perf_counter()
+    model = calibrated_model(args.size)
+    clean = export_qonnx_model(model, args.size, f"{work}/raw.onnx", f"{work}/clean.onnx")
+    flow = finn_flow.run_flow(clean, work, budget.part, mvau_wwidth_max=config.MVAU_WWIDTH_MAX)
+    print(f"flow to the HW graph: {time.perf_counter() - started:.0f} s (graphs in {work})")
+    best, frontier = search(flow.child, budget)
+    report_search(best, frontier, args.out, budget)
+    bench_emulator(flow.models["hw_layers"], args.size, args.onnx_images, args.emulator_images)
+
+
+if __name__ == "__main__":
+    main()

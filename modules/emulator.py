@@ -1,0 +1,409 @@
+"""A fast, batched, bit-exact numpy emulator of FINN HW-layer graphs.
+
+qonnx's `execute_onnx` runs one image at a time, node by node, with per-node overhead (FINN
+graphs have batch size 1). This emulator compiles the graph once into numpy kernels that take
+a whole batch, and reproduces `execute_onnx` exactly: the same float32 containers, the same
+threshold semantics (count of thresholds <= x), the same layouts (NHWC, im2col order
+kernel-row, kernel-column, channel). It runs the generic HW graph (before specialization), a
+parent graph with its StreamingDataflowPartition (the child is emulated too), and
+specialized or folded graphs (an X_hls / X_rtl layer computes what X does; PE and SIMD do not
+change results). Notebook 05 uses it as the off-board accelerator.
+"""
+
+import numpy as np
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.util.basic import get_by_name
+
+FLOAT32_EXACT = 2**24  # integers up to this magnitude are exact in float32 arithmetic
+LOOKUP_MAX_RANGE = 1 << 16  # threshold spans up to this become a table look-up
+
+
+def generic_op_type(node):
+    for suffix in ("_hls", "_rtl"):
+        if node.op_type.endswith(suffix):
+            return node.op_type[: -len(suffix)]
+    return node.op_type
+
+
+def _attr(node, name, default=None):
+    attribute = get_by_name(node.attribute, name)
+    if attribute is None:
+        return default
+    value = helper.get_attribute_value(attribute)
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Emulator:
+    """`Emulator(model)(batch)` == stacked `execute_onnx(model, {input: image})[output]`."""
+
+    def __init__(self, model, batch_size=8):
+        self.model = model if isinstance(model, ModelWrapper) else ModelWrapper(str(model))
+        self.batch_size = batch_size  # 224x224 activations: a few MB per image and layer
+        self.input_name = self.model.graph.input[0].name
+        self.output_name = self.model.graph.output[0].name
+        self.steps = [self._compile(node) for node in self.model.graph.node]
+
+    def _compile(self, node):
+        op_type = generic_op_type(node)
+        builder = KERNELS.get(op_type)
+        if builder is None:
+            raise NotImplementedError(
+                f"emulator: no kernel for {node.op_type} (node {node.name}); supported: "
+                f"{', '.join(sorted(KERNELS))}"
+            )
+        shapes = [self.model.get_tensor_shape(name) for name in node.output]
+        return node, builder(node, self.model), shapes
+
+    def __call__(self, inputs):
+        """All of `inputs`, in batches."""
+        inputs = np.asarray(inputs, dtype=np.float32)
+        batches = [
+            self.run_batch(inputs[start : start + self.batch_size])
+            for start in range(0, len(inputs), self.batch_size)
+        ]
+        return np.concatenate(batches)
+
+    def run_batch(self, inputs):
+        """One batch through the graph; returns the first graph output (batch first)."""
+        batch = len(inputs)
+        shape = self.model.get_tensor_shape(self.input_name)
+        values = {self.input_name: np.asarray(inputs, np.float32).reshape(batch, *shape[1:])}
+        for node, kernel, shapes in self.steps:
+            inputs = [values[name] for name in node.input if name in values]
+            if generic_op_type(node) not in READS_WINDOWS:
+                inputs = [_dense(x) for x in inputs]
+            outputs = kernel(*inputs)
+            for name, value, out_shape in zip(node.output, outputs, shapes, strict=True):
+                # FINN executes with each tensor's declared shape; batch replaces dimension 0
+                values[name] = (
+                    value
+                    if isinstance(value, Windows)
+                    else np.asarray(value).reshape(batch, *out_shape[1:])
+                )
+        return values[self.output_name]
+
+
+# ------------------------------------------------------------------ thresholds
+
+
+class Thresholds:
+    """y = number of thresholds <= x, per channel (last axis), times scale plus bias.
+
+    Integer inputs with a narrow threshold span use a look-up table (one gather instead of one
+    comparison per threshold); otherwise thresholds are compared one column at a time.
+    """
+
+    def __init__(self, thresholds, integer_input, scale=1.0, bias=0.0):
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)
+        self.scale, self.bias = np.float32(scale), np.float32(bias)
+        low, high = np.floor(self.thresholds.min()), np.ceil(self.thresholds.max())
+        self.table = None
+        table_size = len(self.thresholds) * (high - low + 2)
+        if integer_input and high - low < LOOKUP_MAX_RANGE and table_size < FLOAT32_EXACT:
+            self.low, self.high = int(low) - 1, int(high)
+            levels = np.arange(self.low, self.high + 1, dtype=np.float32)
+            counts = [np.searchsorted(np.sort(t), levels, "right") for t in self.thresholds]
+            self.table = np.stack(counts).astype(np.float32).ravel()
+            # flat index = clipped x + channel * span - low, in float32 (exact below 2**24)
+            channels, span = len(self.thresholds), len(levels)
+            self.offsets = np.arange(channels, dtype=np.float32) * span - self.low
+
+    def __call__(self, x):
+        if self.table is None:
+            count = np.zeros(x.shape, dtype=np.float32)
+            for column in self.thresholds.T:
+                count += x >= column
+        else:
+            index = np.clip(x, self.low, self.high)
+            index += self.offsets if len(self.offsets) > 1 else self.offsets[0]
+            count = self.table[index.astype(np.int32)]
+        if self.scale == 1 and self.bias == 0:
+            return count
+        return self.scale * count + self.bias
+
+
+def _is_integer(model, tensor):
+    return model.get_tensor_datatype(tensor).is_integer()
+
+
+def _initializer(model, node, index):
+    value = model.get_initializer(node.input[index])
+    if value is None:
+        raise NotImplementedError(f"emulator: {node.name} input {index} must be a constant")
+    return value
+
+
+def _output_thresholds(node, model, thresholds, integer_input):
+    bipolar = _attr(node, "outputDataType") == "BIPOLAR"
+    scale, bias = (2.0, -1.0) if bipolar else (1.0, float(_attr(node, "ActVal", 0)))
+    return Thresholds(thresholds, integer_input, scale, bias)
+
+
+# ------------------------------------------------------------------ HW layers
+
+
+def _thresholding(node, model):
+    thresholds = Thresholds(
+        _initializer(model, node, 1),
+        _is_integer(model, node.input[0]),
+        bias=float(_attr(node, "ActVal", 0)),
+    )
+    if _attr(node, "outputDataType") == "BIPOLAR":  # adds ActVal first, then binary -> bipolar
+        return lambda x, *_: (2 * thresholds(x) - 1,)
+    return lambda x, *_: (thresholds(x),)
+
+
+def _matmul_dtype(model, node, weights):
+    largest_input = max(
+        abs(model.get_tensor_datatype(node.input[0]).min()),
+        abs(model.get_tensor_datatype(node.input[0]).max()),
+    )
+    bound = weights.shape[0] * largest_input * float(np.abs(weights).max())
+    return np.float32 if bound < FLOAT32_EXACT else np.float64
+
+
+def _mvau(node, model):
+    weights = _initializer(model, node, 1).astype(np.float32)
+    idt, wdt = _attr(node, "inputDataType"), _attr(node, "weightDataType")
+    if _attr(node, "binaryXnorMode", 0) or (idt == "BIPOLAR" and wdt == "BIPOLAR"):
+        binary = weights if _attr(node, "binaryXnorMode", 0) else (weights + 1) / 2
+        to_binary = (lambda x: x) if _attr(node, "binaryXnorMode", 0) else (lambda x: (x + 1) / 2)
+
+        def product(x):  # xnor-popcount: number of positions where input and weight agree
+            b = to_binary(x)
+            return b @ binary + (1 - b) @ (1 - binary)
+    else:
+        dtype = _matmul_dtype(model, node, weights)
+        typed = weights.astype(dtype)
+
+        def product(x):
+            return (x.astype(dtype, copy=False) @ typed).astype(np.float32)
+
+    if _attr(node, "noActivation", 0):
+        return lambda x, *_: (product(x),)
+    integer = _is_integer(model, node.input[0])
+    thresholds = _output_thresholds(node, model, _initializer(model, node, 2), integer)
+    return lambda x, *_: (thresholds(product(x)),)
+
+
+def _vvau(node, model):
+    k_h, k_w = _attr(node, "Kernel")
+    channels = _attr(node, "Channels")
+    producer = model.find_producer(node.input[0])
+    # execute_node un-interleaves PE groups unless the SWG feeds it (then PE = channels)
+    from_swg = producer is not None and producer.op_type in ("Im2Col", "ConvolutionInputGenerator")
+    pe = channels if from_swg else _attr(node, "PE")
+    weights = _initializer(model, node, 1).reshape(channels, k_h * k_w).T.astype(np.float32)
+    bipolar = (
+        _attr(node, "inputDataType") == "BIPOLAR" and _attr(node, "weightDataType") == "BIPOLAR"
+    )
+    thresholds = None
+    if not _attr(node, "noActivation", 0):
+        integer = _is_integer(model, node.input[0])
+        thresholds = _output_thresholds(node, model, _initializer(model, node, 2), integer)
+
+    def windows(x):
+        if isinstance(x, Windows):  # already in (kh, kw, c) order: PE = channels
+            return list(x.views())
+        n, h, w, _c = x.shape
+        x = x.reshape(n, h, w, channels // pe, k_h * k_w, pe).transpose(0, 1, 2, 4, 3, 5)
+        x = x.reshape(n, h, w, k_h * k_w, channels)
+        return [x[:, :, :, k] for k in range(k_h * k_w)]
+
+    def kernel(x, *_):
+        views = windows(x)
+        acc = views[0] * weights[0]
+        for k in range(1, k_h * k_w):
+            acc += views[k] * weights[k]
+        if bipolar:
+            acc = (acc + k_h * k_w) / 2
+        return (acc if thresholds is None else thresholds(acc),)
+
+    return kernel
+
+
+def _fm_padding(node, model):
+    top, left, bottom, right = _attr(node, "Padding")
+    return lambda x: (np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0))),)
+
+
+class Windows:
+    """The sliding windows of a ConvolutionInputGenerator, not yet copied out.
+
+    Materialized they are (N, OH, OW, KH*KW*C) in FINN's order (kh, kw, c); a depthwise VVAU
+    or a pool reads the KH*KW shifted views directly, without the KH*KW-fold copy.
+    """
+
+    def __init__(self, x, kernel, stride, dilation, out_dim):
+        self.x, self.kernel, self.stride, self.dilation, self.out_dim = (
+            x,
+            kernel,
+            stride,
+            dilation,
+            out_dim,
+        )
+
+    def views(self):
+        (k_h, k_w), (s_h, s_w), (d_h, d_w), (out_h, out_w) = (
+            self.kernel,
+            self.stride,
+            self.dilation,
+            self.out_dim,
+        )
+        for i in range(k_h):
+            for j in range(k_w):
+                rows = slice(i * d_h, i * d_h + s_h * (out_h - 1) + 1, s_h)
+                columns = slice(j * d_w, j * d_w + s_w * (out_w - 1) + 1, s_w)
+                yield self.x[:, rows, columns]
+
+    def dense(self):
+        stacked = np.stack(list(self.views()), axis=3)
+        return stacked.reshape(*stacked.shape[:3], -1)
+
+
+def _dense(x):
+    return x.dense() if isinstance(x, Windows) else x
+
+
+def _swg(node, model):
+    kernel = _attr(node, "ConvKernelDim")
+    stride, dilation = _attr(node, "Stride"), _attr(node, "Dilation", [1, 1])
+    out_dim = _attr(node, "OFMDim")
+    return lambda x: (Windows(x, kernel, stride, dilation, out_dim),)
+
+
+def _duplicate(node, model):
+    return lambda x: tuple(x for _ in node.output)
+
+
+def _elementwise(node, model):
+    op = getCustomOp(node)
+    constant = model.get_initializer(node.input[1])
+    lhs_int, rhs_int = op.lhs_dtype.is_integer(), op.rhs_dtype.is_integer()
+
+    def kernel(lhs, rhs=None):
+        rhs = constant if rhs is None else rhs
+        lhs = lhs.astype(np.int64) if lhs_int else lhs
+        rhs = rhs.astype(np.int64) if rhs_int else rhs
+        return (op.npy_op(lhs, rhs).astype(np.float32),)
+
+    return kernel
+
+
+def _global_acc_pool(node, model):
+    return lambda x: (x.sum(axis=(1, 2), dtype=np.float32),)
+
+
+def _pool(node, model):
+    function = _attr(node, "Function")
+    k_h, k_w = _attr(node, "KernelSize")
+    channels = _attr(node, "Channels")
+    reducers = {"MaxPool": np.max, "AccPool": np.sum, "AvgPool": np.mean}
+    if function not in reducers:
+        raise NotImplementedError(f"emulator: Pool Function {function} (node {node.name})")
+
+    def kernel(x):
+        x = _dense(x)
+        x = x.reshape(*x.shape[:-1], k_h * k_w, channels)
+        return (reducers[function](x, axis=-2).astype(np.float32),)
+
+    return kernel
+
+
+def _top_k_indices(x, k):
+    # onnxruntime's TopK keeps the lower index first among equal values
+    return np.argsort(-x, axis=-1, kind="stable")[..., :k]
+
+
+def _label_select(node, model):
+    k = _attr(node, "K")
+    return lambda x: (_top_k_indices(x, k).astype(np.float32),)
+
+
+def _partition(node, model):
+    child = Emulator(ModelWrapper(_attr(node, "model")))
+    return lambda x: (child.run_batch(x),)
+
+
+# ------------------------------------------------------------------ host (non-HW) nodes
+
+
+def _binary_numpy(function):
+    def build(node, model):
+        constant = [model.get_initializer(name) for name in node.input]
+
+        def kernel(*inputs):
+            it = iter(inputs)
+            a, b = (c if c is not None else next(it) for c in constant)
+            return (function(np.float32(a) if np.ndim(a) == 0 else a, b).astype(np.float32),)
+
+        return kernel
+
+    return build
+
+
+def _transpose(node, model):
+    perm = _attr(node, "perm")
+    return lambda x: (np.ascontiguousarray(x.transpose(perm)),)
+
+
+def _reshape(node, model):
+    return lambda x, *_: (x,)  # the output's declared shape is applied by the emulator
+
+
+def _multithreshold(node, model):
+    thresholds = Thresholds(
+        _initializer(model, node, 1),
+        _is_integer(model, node.input[0]),
+        _attr(node, "out_scale", 1.0),
+        _attr(node, "out_bias", 0.0),
+    )
+    channels_last = _attr(node, "data_layout", "NCHW") in ("NHWC", "NWC", "NC")
+
+    def kernel(x, *_):
+        if channels_last or x.ndim == 2:
+            return (thresholds(x),)
+        moved = np.moveaxis(x, 1, -1)
+        return (np.moveaxis(thresholds(moved), -1, 1),)
+
+    return kernel
+
+
+def _top_k(node, model):
+    k = int(_initializer(model, node, 1).item())
+
+    def kernel(x, *_):
+        indices = _top_k_indices(x, k)
+        return np.take_along_axis(x, indices, axis=-1), indices.astype(np.int64)
+
+    return kernel
+
+
+READS_WINDOWS = ("VVAU", "Pool")  # kernels that take ConvolutionInputGenerator views
+
+KERNELS = {
+    "MVAU": _mvau,
+    "VVAU": _vvau,
+    "Thresholding": _thresholding,
+    "FMPadding": _fm_padding,
+    "ConvolutionInputGenerator": _swg,
+    "DuplicateStreams": _duplicate,
+    "ElementwiseAdd": _elementwise,
+    "ElementwiseSub": _elementwise,
+    "ElementwiseMul": _elementwise,
+    "GlobalAccPool": _global_acc_pool,
+    "Pool": _pool,
+    "LabelSelect": _label_select,
+    "StreamingDataflowPartition": _partition,
+    "Transpose": _transpose,
+    "Reshape": _reshape,
+    "Flatten": _reshape,
+    "Mul": _binary_numpy(np.multiply),
+    "Add": _binary_numpy(np.add),
+    "Sub": _binary_numpy(np.subtract),
+    "Div": _binary_numpy(np.divide),
+    "MultiThreshold": _multithreshold,
+    "TopK": _top_k,
+}

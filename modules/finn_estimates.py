@@ -1,0 +1,467 @@
+"""FINN's per-layer estimates for a folded design, the budget check against the part, and the
+search for the fastest design that fits.
+
+The search varies what FINN leaves to the user: per MVAU/VVAU the compute implementation
+(RTL on DSP slices, HLS on DSPs, HLS on LUTs) and the weight memory (BRAM or LUTRAM), for a
+sequence of target FPS values. FINN's estimates are per layer and additive, so the costs of
+every option are read once per target from whole-graph variants and the per-layer choice is a
+local search that lowers the most-used resource. No Vivado is involved; all numbers are FINN's
+analytical estimates (not synthesis results).
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from qonnx.custom_op.registry import getCustomOp
+
+from modules import finn_flow
+from modules.finn_setup import ensure_finn
+
+# FINN has no LUT model for these (the estimate is 0): totals underestimate LUTs by their cost.
+NO_LUT_MODEL = (
+    "MVAU_rtl",
+    "FMPadding_rtl",
+    "DuplicateStreams_hls",
+    "ElementwiseAdd_hls",
+    "GlobalAccPool_hls",
+)
+RESOURCES = ("LUT", "BRAM36", "DSP")
+
+# Per-layer implementation options for MVAU/VVAU: (preferred_impl_style, resType).
+IMPLEMENTATIONS = {"rtl_dsp": ("rtl", "dsp"), "hls_dsp": ("hls", "dsp"), "hls_lut": ("hls", "lut")}
+WEIGHT_MEMORIES = ("block", "distributed")  # ram_style of internal_decoupled weights
+
+
+@dataclass(frozen=True)
+class PartBudget:
+    """Resources of an FPGA part (PYNQ-Z1 and PYNQ-Z2 both carry the xc7z020)."""
+
+    part: str = "xc7z020clg400-1"
+    LUT: int = 53_200
+    BRAM36: int = 140
+    DSP: int = 220
+    FF: int = 106_400
+
+    def limits(self, fraction):
+        return {name: fraction * getattr(self, name) for name in RESOURCES}
+
+
+def part_for_board(board, board_parts):
+    if board not in board_parts:
+        raise ValueError(f"config.BOARD = {board!r}; known boards: {sorted(board_parts)}")
+    return board_parts[board]
+
+
+def budget_from_config(cfg):
+    return PartBudget(part=part_for_board(cfg.BOARD, cfg.BOARD_PARTS))
+
+
+# ------------------------------------------------------------------ per-layer table
+
+
+def _attributes(node):
+    instance = getCustomOp(node)
+    known = instance.get_nodeattr_types()
+    names = ("PE", "SIMD", "resType", "ram_style", "mem_mode")
+    return {name: instance.get_nodeattr(name) for name in names if name in known}
+
+
+def layer_table(folded, part):
+    """One row per HW layer of a specialized, folded graph: cycles, LUT, BRAM36, DSP, URAM,
+    folding attributes, and a note where FINN's LUT estimate is missing."""
+    ensure_finn()
+    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+
+    cycles = folded.analysis(exp_cycles_per_layer)
+    resources = folded.analysis(partial(res_estimation, fpgapart=part))
+    rows = []
+    for node in folded.graph.node:
+        estimate = resources.get(node.name, {})
+        rows.append(
+            {
+                "layer": node.name,
+                "op_type": node.op_type,
+                "cycles": int(cycles.get(node.name, 0)),
+                "LUT": float(estimate.get("LUT", 0)),
+                "BRAM36": float(estimate.get("BRAM_18K", 0)) / 2,
+                "DSP": float(estimate.get("DSP", 0)),
+                "URAM": float(estimate.get("URAM", 0)),
+                **_attributes(node),
+                "note": "no LUT model in FINN (LUT=0)" if node.op_type in NO_LUT_MODEL else "",
+            }
+        )
+    table = pd.DataFrame(rows).set_index("layer")
+    if table["URAM"].sum() > 0:  # the xc7z020 has none; FINN still reports it for some modes
+        table.loc[table["URAM"] > 0, "note"] += " URAM estimated but the part has none"
+    return table
+
+
+def totals(table, budget, fraction):
+    """Resources used vs the part: used, available, limit (fraction of the part), % of part."""
+    rows = []
+    for name in RESOURCES:
+        used, available = float(table[name].sum()), getattr(budget, name)
+        rows.append(
+            {
+                "resource": name,
+                "used": used,
+                "available": available,
+                "limit": fraction * available,
+                "% of part": 100.0 * used / available,
+                "fits": used <= fraction * available,
+            }
+        )
+    return pd.DataFrame(rows).set_index("resource")
+
+
+def over_budget(table, budget, fraction):
+    """The rows of `totals` that exceed the budget (empty when the design fits)."""
+    summary = totals(table, budget, fraction)
+    return summary[~summary["fits"]]
+
+
+def performance(folded, table, clock_mhz):
+    """Throughput from the slowest layer, latency from FINN's critical path, at the clock."""
+    from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
+    from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
+
+    critical = folded.transform(AnnotateCycles()).analysis(dataflow_performance)
+    bottleneck = table["cycles"].idxmax()
+    max_cycles = int(table["cycles"].max())
+    return {
+        "clock_MHz": clock_mhz,
+        "bottleneck_layer": bottleneck,
+        "bottleneck_cycles": max_cycles,
+        "fps": clock_mhz * 1e6 / max_cycles,
+        "critical_path_cycles": int(critical["critical_path_cycles"]),
+        "latency_ms": critical["critical_path_cycles"] / (clock_mhz * 1e3),
+    }
+
+
+@dataclass
+class Estimate:
+    """A folded design with its estimates."""
+
+    folded: object
+    layers: pd.DataFrame
+    totals: pd.DataFrame
+    performance: dict
+    choices: dict  # layer -> option name (empty: FINN's defaults)
+
+    @property
+    def fits(self):
+        return bool(self.totals["fits"].all())
+
+    def limiting(self):
+        """The most-used resource (share of its limit) and the layer using most of it."""
+        share = self.totals["used"] / self.totals["limit"]
+        resource = share.idxmax()
+        return {
+            "resource": resource,
+            "share_of_limit": float(share.max()),
+            "layer": self.layers[resource].idxmax(),
+        }
+
+
+def estimate(folded, budget, clock_mhz, fraction, choices=None):
+    layers = layer_table(folded, budget.part)
+    return Estimate(
+        folded,
+        layers,
+        totals(layers, budget, fraction),
+        performance(folded, layers, clock_mhz),
+        choices or {},
+    )
+
+
+# ------------------------------------------------------------------ implementation search
+
+
+def compute_layers(model):
+    """Names of the MVAU/VVAU layers of a generic (not yet specialized) HW graph."""
+    return [n.name for n in model.graph.node if n.op_type in ("MVAU", "VVAU")]
+
+
+def _option_names():
+    return [f"{impl}/{memory}" for impl in IMPLEMENTATIONS for memory in WEIGHT_MEMORIES]
+
+
+def build_design(generic, part, target_fps, clock_mhz, choices, mvau_wwidth_max=36):
+    """Specialize and fold `generic` with per-layer options (layer -> "impl/memory")."""
+    vvaus = {n.name for n in generic.graph.node if n.op_type == "VVAU"}
+    styles = {
+        # FINN has RTL VVAUs only on Versal: ask for HLS (DSP) rather than get a fallback warning
+        layer: "hls" if layer in vvaus else IMPLEMENTATIONS[option.split("/")[0]][0]
+        for layer, option in choices.items()
+    }
+    specialized, _ = finn_flow.specialize(generic, part, impl_styles=styles)
+    folded, _ = finn_flow.fold(
+        specialized, target_fps=target_fps, clock_mhz=clock_mhz, mvau_wwidth_max=mvau_wwidth_max
+    )
+    originals = _original_names(generic, specialized)
+    for node in folded.graph.node:
+        option = choices.get(originals.get(node.name, ""))
+        if option is None:
+            continue
+        impl, memory = option.split("/")
+        instance = getCustomOp(node)
+        if node.op_type.endswith("_hls"):  # RTL MVAUs are DSP-only; resType applies to HLS
+            instance.set_nodeattr("resType", IMPLEMENTATIONS[impl][1])
+        instance.set_nodeattr("ram_style", memory)
+    return folded
+
+
+def _original_names(generic, specialized):
+    # SpecializeLayers keeps node order and renames X_n to X_hls_m / X_rtl_m
+    return {s.name: g.name for g, s in zip(generic.graph.node, specialized.graph.node, strict=True)}
+
+
+def option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max=36):
+    """Per compute layer and option: LUT, BRAM36, DSP (and the rest of the design's cost with
+    FINN defaults, under the key None)."""
+    layers = compute_layers(generic)
+    costs, rest = {}, None
+    for option in _option_names():
+        design = build_design(
+            generic,
+            budget.part,
+            target_fps,
+            clock_mhz,
+            dict.fromkeys(layers, option),
+            mvau_wwidth_max,
+        )
+        table = layer_table(design, budget.part)
+        names = _original_names(generic, design)
+        per_layer = table.rename(index=names)
+        costs[option] = per_layer.loc[layers, list(RESOURCES)]
+        if rest is None:
+            rest = per_layer.drop(index=layers)[list(RESOURCES)].sum()
+    return costs, rest
+
+
+def choose_options(costs, rest, budget, fraction):
+    """Local search: start every layer at its smallest-LUT option, then repeatedly make the one
+    switch that most lowers the highest resource share (share of its limit), until none does.
+    Returns (layer -> option, totals as a Series)."""
+    limits = pd.Series(budget.limits(fraction))
+    options = list(costs)
+    layers = list(costs[options[0]].index)
+    cube = np.stack([costs[o].loc[layers, list(RESOURCES)].to_numpy() for o in options])  # O,L,R
+    chosen = cube[:, :, 0].argmin(axis=0)
+    # a resource with no budget at all (e.g. DSP=0) gets a tiny limit: any use dominates
+    limit = np.maximum(limits[list(RESOURCES)].to_numpy(), 1e-6)
+
+    def score(total):
+        share = total / limit
+        return (share.max(), share.sum())
+
+    total = rest[list(RESOURCES)].to_numpy() + cube[chosen, np.arange(len(layers))].sum(axis=0)
+    while True:
+        best = (score(total), None)
+        for layer in range(len(layers)):
+            current = cube[chosen[layer], layer]
+            for option in range(len(options)):
+                candidate = total - current + cube[option, layer]
+                if score(candidate) < best[0]:
+                    best = (score(candidate), (layer, option, candidate))
+        if best[1] is None:
+            break
+        layer, option, total = best[1]
+        chosen[layer] = option
+    choices = {layer: options[o] for layer, o in zip(layers, chosen, strict=True)}
+    return choices, pd.Series(total, index=list(RESOURCES))
+
+
+def best_design(generic, budget, target_fps, clock_mhz, fraction=0.9, mvau_wwidth_max=36):
+    """The per-layer options that best fit the part at one target FPS, estimated."""
+    costs, rest = option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max)
+    choices, _ = choose_options(costs, rest, budget, fraction)
+    folded = build_design(generic, budget.part, target_fps, clock_mhz, choices, mvau_wwidth_max)
+    return estimate(folded, budget, clock_mhz, fraction, choices)
+
+
+def target_sequence(target_fps, floor_fps=1.0, step=0.8):
+    """The target, then lower targets geometrically (step) down to floor_fps."""
+    targets, value = [], float(target_fps)
+    while value >= floor_fps:
+        targets.append(round(value, 1))
+        value *= step
+    return targets
+
+
+def fit_to_part(
+    generic,
+    budget,
+    target_fps,
+    clock_mhz,
+    fraction=0.9,
+    fit=True,
+    mvau_wwidth_max=36,
+    step=0.8,
+    floor_fps=1.0,
+    refine=3,
+):
+    """Lower the target FPS until the best per-layer options fit the budget (fit=True), then
+    bisect `refine` times between the last failing and the first fitting target; fit=False
+    only evaluates `target_fps`. Returns (best fitting Estimate or None, frontier DataFrame).
+
+    Each frontier row: target, achieved FPS (FINN's folding may not reach the target), LUT /
+    BRAM36 / DSP % of part, fits, limiting resource and layer.
+    """
+    rows, best, failing = [], None, None
+
+    def evaluate(target):
+        nonlocal best
+        result = best_design(generic, budget, target, clock_mhz, fraction, mvau_wwidth_max)
+        rows.append(_frontier_row(target, result))
+        if result.fits and (best is None or result.performance["fps"] > best.performance["fps"]):
+            best = result
+        return result.fits
+
+    for target in target_sequence(target_fps, floor_fps, step) if fit else [target_fps]:
+        if evaluate(target):
+            break
+        failing = target
+    if fit and best is not None and failing is not None:
+        low, high = rows[-1]["target_fps"], failing
+        for _ in range(refine):
+            middle = round((low + high) / 2, 1)
+            low, high = (middle, high) if evaluate(middle) else (low, middle)
+    return best, pd.DataFrame(rows).sort_values("target_fps").reset_index(drop=True)
+
+
+def _frontier_row(target, result):
+    share = result.totals["% of part"]
+    limiting = result.limiting()
+    return {
+        "target_fps": target,
+        "fps": result.performance["fps"],
+        **{f"{name} %": float(share[name]) for name in RESOURCES},
+        "fits": result.fits,
+        "limiting_resource": limiting["resource"],
+        "limiting_layer": limiting["layer"],
+        "bottleneck_layer": result.performance["bottleneck_layer"],
+    }
+
+
+def frontier(generic, budget, targets, clock_mhz, fraction=0.9, mvau_wwidth_max=36):
+    """Best-fitting resource use at each target FPS (the FPS/resource trade-off)."""
+    rows = [
+        _frontier_row(t, best_design(generic, budget, t, clock_mhz, fraction, mvau_wwidth_max))
+        for t in targets
+    ]
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ reports and charts
+
+
+def save_report(result, out_dir, budget, fraction, frontier_table=None):
+    """JSON (summary), CSV (per-layer, totals, frontier), PNG charts; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "layers_csv": out_dir / "estimates_layers.csv",
+        "totals_csv": out_dir / "estimates_totals.csv",
+        "summary_json": out_dir / "estimates.json",
+    }
+    result.layers.to_csv(paths["layers_csv"])
+    result.totals.to_csv(paths["totals_csv"])
+    summary = {
+        "budget": asdict(budget),
+        "fraction": fraction,
+        "performance": result.performance,
+        "totals": result.totals.reset_index().to_dict(orient="records"),
+        "fits": result.fits,
+        "limiting": result.limiting(),
+        "choices": result.choices,
+        "notes": sorted({n for n in result.layers["note"] if n}),
+    }
+    if frontier_table is not None:
+        paths["frontier_csv"] = out_dir / "frontier.csv"
+        frontier_table.to_csv(paths["frontier_csv"], index=False)
+        paths["frontier_png"] = plot_frontier(frontier_table, out_dir / "frontier.png", fraction)
+    paths["summary_json"].write_text(json.dumps(summary, indent=2, default=str))
+    paths["layers_png"] = plot_layers(result, out_dir / "estimates_layers.png")
+    paths["totals_png"] = plot_totals(result.totals, out_dir / "estimates_totals.png")
+    return paths
+
+
+def _figure(*args, **kwargs):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def plot_layers(result, path=None):
+    """Cycles per layer (bottleneck in red) and LUT/BRAM36/DSP per layer."""
+    layers = result.layers
+    fig, axes = _figure(4, 1, figsize=(max(10, 0.25 * len(layers)), 12), sharex=True)
+    positions = np.arange(len(layers))
+    bottleneck = result.performance["bottleneck_layer"]
+    colors = ["tab:red" if name == bottleneck else "tab:blue" for name in layers.index]
+    axes[0].bar(positions, layers["cycles"], color=colors)
+    axes[0].set_ylabel("cycles / frame")
+    axes[0].set_title(
+        f"bottleneck {bottleneck}: {result.performance['fps']:.0f} FPS at "
+        f"{result.performance['clock_MHz']:g} MHz"
+    )
+    for axis, name in zip(axes[1:], RESOURCES, strict=True):
+        axis.bar(positions, layers[name])
+        axis.set_ylabel(name)
+    missing = layers["note"].str.contains("no LUT model")
+    axes[1].plot(positions[missing], np.zeros(missing.sum()), "kx", label="no LUT model (0)")
+    axes[1].legend(loc="upper right")
+    axes[-1].set_xticks(positions, layers.index, rotation=90, fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_totals(totals_table, path=None):
+    fig, axis = _figure(figsize=(6, 3.5))
+    share = totals_table["% of part"]
+    colors = ["tab:green" if fits else "tab:red" for fits in totals_table["fits"]]
+    axis.bar(share.index, share, color=colors)
+    limit = 100.0 * totals_table["limit"].iloc[0] / totals_table["available"].iloc[0]
+    axis.axhline(limit, color="k", linestyle="--", label=f"budget {limit:.0f} %")
+    axis.axhline(100, color="grey", linestyle=":", label="part")
+    axis.set_ylabel("% of part")
+    axis.set_title("totals vs part (LUT omits layers FINN has no LUT model for)", fontsize=9)
+    axis.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_frontier(frontier_table, path=None, fraction=0.9):
+    fig, axis = _figure(figsize=(7, 4))
+    for name in RESOURCES:
+        axis.plot(frontier_table["fps"], frontier_table[f"{name} %"], "o-", label=name)
+    fitting = frontier_table[frontier_table["fits"]]
+    if len(fitting):
+        best = fitting["fps"].max()
+        axis.axvline(best, color="tab:green", linestyle="--", label=f"best fit {best:.0f} FPS")
+    axis.axhline(100 * fraction, color="k", linestyle=":", label="budget")
+    axis.set_xlabel("estimated FPS")
+    axis.set_ylabel("% of part (best per-layer options)")
+    axis.set_xscale("log")
+    axis.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path):
+    if path is None:
+        return fig
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,529 @@
+"""QONNX -> FINN dataflow graph, one function per step (notebook 03 calls them one by one).
+
+Every step takes a ModelWrapper, returns the transformed model and a `StepReport` (node-type
+counts before/after), and saves `NN_<stage>.onnx` into `out_dir` for Netron. The steps mirror
+FINN's builder (`build_dataflow_steps.py`, which needs Vivado at import) plus what a
+MobileNetV2 needs: residual adds with forks, depthwise convs, global average pool, a bipolar
+head and a UINT8 input. Nothing refers to node indices, so other QONNX models (bnn_pynq CNV,
+TFC) go through the same functions.
+"""
+
+import collections
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import finn.transformation.streamline.absorb as absorb
+import finn.transformation.streamline.reorder as reorder
+import pandas as pd
+from finn.transformation.fpgadataflow.convert_to_hw import (
+    binary_matrix_vector_activation,
+    conv_inp_gen,
+    duplicate_streams,
+    elementwise_binary_operation,
+    fm_padding,
+    global_acc_pool,
+    label_select,
+    pool,
+    quantized_matrix_vector_activation,
+    thresholding,
+    vector_vector_activation,
+)
+from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
+from finn.transformation.fpgadataflow.minimize_accumulator_width import (
+    MinimizeAccumulatorWidth,
+)
+from finn.transformation.fpgadataflow.minimize_weight_bit_width import (
+    MinimizeWeightBitWidth,
+)
+from finn.transformation.fpgadataflow.set_folding import SetFolding
+from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+from finn.transformation.general import ApplyConfig
+from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
+from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
+from finn.transformation.streamline import Streamline
+from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+from qonnx.transformation.composed import ComposedTransformation
+from qonnx.transformation.fold_constants import FoldConstants
+from qonnx.transformation.general import (
+    GiveReadableTensorNames,
+    GiveUniqueNodeNames,
+    RemoveStaticGraphInputs,
+    RemoveUnusedTensors,
+)
+from qonnx.transformation.infer_data_layouts import InferDataLayouts
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+from qonnx.util.cleanup import cleanup_model
+
+from modules.finn_setup import ensure_finn
+from modules.graph_fixes import BipolarOutputToBinary, output_tail_nodes
+
+# Stage numbers are fixed so a file name always means the same step, whichever steps ran.
+STAGES = {
+    "qonnx": 0,
+    "finn_onnx": 1,
+    "tidy": 2,
+    "streamlined": 3,
+    "hw_layers": 4,
+    "partition_parent": 5,
+    "partition_child": 6,
+    "minimized": 7,
+    "specialized": 8,
+    "folded": 9,
+}
+
+# Attributes a folding JSON carries (FINN's builder exports the same set).
+FOLDING_ATTRIBUTES = (
+    "PE",
+    "SIMD",
+    "parallel_window",
+    "ram_style",
+    "ram_style_thresholds",
+    "resType",
+    "mem_mode",
+    "depth_trigger_uram",
+    "depth_trigger_bram",
+)
+
+HW_DOMAIN = "finn.custom_op.fpgadataflow"
+
+
+class FinnFlowError(RuntimeError):
+    """A step cannot continue; the message says what is in the way and what usually fixes it."""
+
+
+@dataclass
+class StepReport:
+    stage: str
+    path: Path | None
+    before: dict
+    after: dict
+    seconds: float
+    notes: list = field(default_factory=list)
+
+    def changes(self):
+        """Node types whose count changed: before, after, delta."""
+        table = pd.DataFrame({"before": self.before, "after": self.after}).fillna(0).astype(int)
+        table["delta"] = table["after"] - table["before"]
+        return table[table["delta"] != 0].sort_values("delta")
+
+    def summary(self):
+        total_before, total_after = sum(self.before.values()), sum(self.after.values())
+        return (
+            f"{self.stage}: {total_before} -> {total_after} nodes in {self.seconds:.1f} s"
+            f" ({self.path.name if self.path else 'not saved'})"
+        )
+
+
+def node_counts(model):
+    return dict(collections.Counter(node.op_type for node in model.graph.node))
+
+
+def stage_path(out_dir, stage):
+    return Path(out_dir) / f"{STAGES[stage]:02d}_{stage}.onnx"
+
+
+def _start(model):
+    ensure_finn()  # FINN transformations create build folders from its settings
+    return time.time(), node_counts(model)
+
+
+def _finish(stage, before, model, out_dir, started, notes=()):
+    path = None
+    if out_dir is not None:
+        path = stage_path(out_dir, stage)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(str(path))
+    report = StepReport(stage, path, before, node_counts(model), time.time() - started)
+    report.notes.extend(notes)
+    return model, report
+
+
+def load_qonnx(path, out_dir=None):
+    """The exported QONNX file (modules.export), saved as stage 00 for the Netron list."""
+    model = ModelWrapper(str(path))
+    return _finish("qonnx", node_counts(model), model, out_dir, time.time())
+
+
+def to_finn(model, out_dir=None):
+    """QONNX Quant/BipolarQuant nodes -> FINN's MultiThreshold + Mul representation."""
+    started, before = _start(model)
+    model = cleanup_model(model).transform(ConvertQONNXtoFINN())
+    return _finish("finn_onnx", before, model, out_dir, started)
+
+
+def tidy_up(model, out_dir=None, input_dtype="UINT8"):
+    """Shapes, constants, readable names, datatypes; then declare the graph input's datatype.
+
+    UINT8 input: the model scales 0..255 pixels inside the graph, so marking the input UINT8
+    lets streamlining move that scale into the first thresholds (no 255-level input layer).
+    """
+    started, before = _start(model)
+    for transformation in (
+        InferShapes(),
+        FoldConstants(),
+        GiveUniqueNodeNames(),
+        GiveReadableTensorNames(),
+        InferDataTypes(),
+        RemoveStaticGraphInputs(),
+    ):
+        model = model.transform(transformation)
+    if input_dtype is not None:
+        model.set_tensor_datatype(model.graph.input[0].name, DataType[input_dtype])
+        model = model.transform(InferDataTypes())
+    return _finish("tidy", before, model, out_dir, started)
+
+
+def _streamline_residuals(model):
+    # Block-input Muls fork into the conv branch and the skip branch; moving them past the fork
+    # and the Add works because both Add inputs carry the same (shared-quantizer) scale. Twice,
+    # because chained residual blocks expose the next Mul only after the first pass. This runs
+    # in NCHW, before lowering adds Transposes around every fork.
+    for _ in range(2):
+        model = model.transform(reorder.MoveMulPastFork())
+        model = model.transform(reorder.MoveLinearPastEltwiseAdd())
+        model = model.transform(Streamline())
+    return model
+
+
+def _streamline_layouts(model):
+    # Lowering convs to MatMul puts NCHW<->NHWC Transposes around every conv (depthwise ones
+    # get the 'dw' sparsity annotation for VVAU); move them through forks and residual adds
+    # until pairs cancel.
+    for transformation in (
+        LowerConvsToMatMul(),
+        reorder.MakeMaxPoolNHWC(),
+        absorb.AbsorbTransposeIntoMultiThreshold(),
+        reorder.MakeMaxPoolNHWC(),
+        absorb.AbsorbConsecutiveTransposes(),
+        ComposedTransformation(
+            [
+                reorder.MoveTransposePastFork(),
+                absorb.AbsorbConsecutiveTransposes(),
+                reorder.MoveTransposePastJoinAdd(),
+                absorb.AbsorbTransposeIntoMultiThreshold(),
+                absorb.AbsorbConsecutiveTransposes(),
+            ]
+        ),
+        InferDataLayouts(),
+    ):
+        model = model.transform(transformation)
+    return model
+
+
+def streamline(model, out_dir=None):
+    """Move every float scale/bias into integer thresholds; leaves MatMul/Im2Col/MultiThreshold
+    (+ Add for residuals, GlobalAccPool, TopK) on integers."""
+    started, before = _start(model)
+    model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+    model = model.transform(Streamline())
+    model = _streamline_residuals(model)
+    model = _streamline_layouts(model)
+    for transformation in (
+        # GlobalAveragePool -> GlobalAccPool + Mul(1/N) here rather than in to_hw, so the
+        # following Streamline moves that Mul into the head's thresholds instead of leaving it
+        # between two HW layers.
+        global_acc_pool.InferGlobalAccPoolLayer(),
+        absorb.AbsorbConsecutiveTransposes(),
+        ConvertBipolarMatMulToXnorPopcount(),
+        Streamline(),
+        RoundAndClipThresholds(),
+        absorb.AbsorbScalarMulAddIntoTopK(),  # CNV-style TensorNorm before an argmax head
+        InferDataLayouts(),
+        RemoveUnusedTensors(),
+    ):
+        model = model.transform(transformation)
+    return _finish("streamlined", before, model, out_dir, started)
+
+
+def to_hw(model, out_dir=None, standalone_thresholds=True):
+    """Integer ops -> FINN's generic HW layers (MVAU, VVAU, Thresholding, SWG, ...).
+
+    standalone_thresholds=True keeps thresholds out of the MVAUs, which is what lets FINN pick
+    the DSP-based RTL MVAU; False embeds them (HLS MVAU only, no DSP datapath).
+    """
+    started, before = _start(model)
+    model = model.transform(BipolarOutputToBinary()).transform(GiveUniqueNodeNames())
+    host_tail = output_tail_nodes(model)  # output dequantisation stays on the host
+    if standalone_thresholds:
+        model = model.transform(thresholding.InferThresholdingLayer())
+    for transformation in (
+        binary_matrix_vector_activation.InferBinaryMatrixVectorActivation(),
+        quantized_matrix_vector_activation.InferQuantizedMatrixVectorActivation(),
+        vector_vector_activation.InferVectorVectorActivation(),
+        label_select.InferLabelSelectLayer(),
+        thresholding.InferThresholdingLayer(),
+        fm_padding.InferFMPadding(),
+        pool.InferPool(),
+        conv_inp_gen.InferConvInpGen(),
+        RemoveCNVtoFCFlatten(),
+        elementwise_binary_operation.InferElementwiseBinaryOperation(
+            lambda _model, node: node.name not in host_tail
+        ),
+        global_acc_pool.InferGlobalAccPoolLayer(),
+        duplicate_streams.InferDuplicateStreamsLayer(),
+        absorb.AbsorbConsecutiveTransposes(),
+        RemoveCNVtoFCFlatten(),
+        GiveUniqueNodeNames(),
+        InferDataLayouts(),
+        InferDataTypes(),
+        InferShapes(),
+    ):
+        model = model.transform(transformation)
+    return _finish("hw_layers", before, model, out_dir, started)
+
+
+# ------------------------------------------------------------------ non-HW node check
+
+# op type -> the streamlining transformations that usually remove a leftover node of that type
+REMEDIES = {
+    "Mul": "MoveMulPastFork + MoveLinearPastEltwiseAdd (residual scales), "
+    "MoveScalarLinearPastInvariants, AbsorbMulIntoMultiThreshold, then Streamline()",
+    "Add": "MoveLinearPastEltwiseAdd, AbsorbAddIntoMultiThreshold, then Streamline(); a residual "
+    "Add needs both inputs on one shared quantizer to become ElementwiseAdd",
+    "Div": "Streamline() (a Div by a constant becomes a Mul)",
+    "Sub": "Streamline() (a Sub of a constant becomes an Add)",
+    "Transpose": "MoveTransposePastFork, MoveTransposePastJoinAdd, "
+    "AbsorbTransposeIntoMultiThreshold, AbsorbConsecutiveTransposes",
+    "Reshape": "RemoveCNVtoFCFlatten (flatten before a fully connected layer)",
+    "Flatten": "RemoveCNVtoFCFlatten (flatten before a fully connected layer)",
+    "MatMul": "a float MatMul means a scale was not absorbed: Streamline(), "
+    "MoveScalarLinearPastInvariants, then InferQuantizedMatrixVectorActivation",
+    "MultiThreshold": "InferThresholdingLayer; a BIPOLAR output needs BipolarOutputToBinary",
+    "GlobalAveragePool": "InferGlobalAccPoolLayer during streamlining",
+    "ReduceMean": "ReduceMeanToGlobalAveragePool on the QONNX graph (modules.graph_fixes)",
+    "Im2Col": "InferConvInpGen",
+    "MaxPool": "MakeMaxPoolNHWC, then InferPool",
+    "MaxPoolNHWC": "InferPool",
+}
+
+
+def is_hw_node(node):
+    return node.domain.startswith(HW_DOMAIN)
+
+
+def _reachable(model, start, step):
+    seen, frontier = set(), [start]
+    while frontier:
+        for neighbour in step(frontier.pop()) or []:
+            if neighbour.name not in seen:
+                seen.add(neighbour.name)
+                frontier.append(neighbour)
+    return seen
+
+
+def non_hw_nodes_between_hw(model):
+    """Non-HW nodes with an HW layer both upstream and downstream: they would split the
+    accelerator into pieces (FINN's partitioner reports them as a cycle)."""
+    hw_names = {node.name for node in model.graph.node if is_hw_node(node)}
+    stuck = []
+    for node in model.graph.node:
+        if is_hw_node(node):
+            continue
+        upstream = _reachable(model, node, model.find_direct_predecessors)
+        downstream = _reachable(model, node, model.find_direct_successors)
+        if upstream & hw_names and downstream & hw_names:
+            stuck.append(node)
+    return stuck
+
+
+def check_hw_only(model):
+    """Raise FinnFlowError naming every non-HW node left between HW layers, its neighbours
+    and the streamlining transformations that usually remove it."""
+    stuck = non_hw_nodes_between_hw(model)
+    if not stuck:
+        return
+    lines = []
+    for node in stuck:
+        before = [f"{p.name} ({p.op_type})" for p in model.find_direct_predecessors(node) or []]
+        after = [f"{s.name} ({s.op_type})" for s in model.find_direct_successors(node) or []]
+        remedy = REMEDIES.get(node.op_type, "streamline further so it is absorbed or moved out")
+        lines.append(
+            f"- {node.name} ({node.op_type}) between [{', '.join(before) or 'graph input'}] "
+            f"and [{', '.join(after) or 'graph output'}]; usually removed by: {remedy}"
+        )
+    raise FinnFlowError(
+        f"{len(stuck)} non-HW node(s) sit between HW layers, so the accelerator cannot be one "
+        "dataflow partition:\n" + "\n".join(lines)
+    )
+
+
+# ------------------------------------------------------------------ partition and after
+
+
+def partition(model, out_dir=None):
+    """Split into the parent graph (host nodes + one StreamingDataflowPartition) and the child
+    (the accelerator). Returns (parent, child, report)."""
+    started, before = _start(model)
+    check_hw_only(model)
+    partitions = Path(out_dir) / "partitions" if out_dir is not None else None
+    parent = model.transform(
+        CreateDataflowPartition(partition_model_dir=str(partitions) if partitions else None)
+    )
+    child = child_model(parent)
+    parent, report = _finish("partition_parent", before, parent, out_dir, started)
+    if out_dir is not None:
+        child.save(str(stage_path(out_dir, "partition_child")))
+    report.notes.append(f"child: {node_counts(child)}")
+    return parent, child, report
+
+
+def child_model(parent):
+    partitions = parent.get_nodes_by_op_type("StreamingDataflowPartition")
+    if len(partitions) != 1:
+        raise FinnFlowError(f"expected one StreamingDataflowPartition, found {len(partitions)}")
+    return ModelWrapper(getCustomOp(partitions[0]).get_nodeattr("model"))
+
+
+def minimize_bit_widths(model, out_dir=None):
+    """Narrowest weight and accumulator datatypes the actual values allow (builder step)."""
+    started, before = _start(model)
+    model = model.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
+    model = model.transform(InferDataTypes())
+    return _finish("minimized", before, model, out_dir, started)
+
+
+def set_impl_styles(model, styles):
+    """`styles`: node name -> "hls" | "rtl" (preferred_impl_style, read by SpecializeLayers)."""
+    for node in model.graph.node:
+        if node.name in styles:
+            getCustomOp(node).set_nodeattr("preferred_impl_style", styles[node.name])
+    return model
+
+
+def specialize(model, part, out_dir=None, impl_styles=None):
+    """Generic HW layers -> _hls/_rtl variants for the FPGA part (no Vivado needed).
+
+    `impl_styles` (node name -> "hls"/"rtl") overrides FINN's default choice per layer.
+    """
+    started, before = _start(model)
+    model = ModelWrapper(model.model.__deepcopy__())
+    set_impl_styles(model, impl_styles or {})
+    model = model.transform(SpecializeLayers(part))
+    model = model.transform(InferShapes()).transform(InferDataTypes())
+    return _finish("specialized", before, model, out_dir, started)
+
+
+def target_cycles(target_fps, clock_mhz):
+    return int(clock_mhz * 1e6 / target_fps)
+
+
+def fold(
+    model,
+    out_dir=None,
+    target_fps=None,
+    clock_mhz=100.0,
+    folding_config=None,
+    mvau_wwidth_max=36,
+):
+    """Set PE/SIMD: FINN's SetFolding for `target_fps` at `clock_mhz`, then, if given, a user
+    folding JSON/dict (ApplyConfig) on top. Works on specialized graphs."""
+    started, before = _start(model)
+    model = ModelWrapper(model.model.__deepcopy__())
+    notes = []
+    if target_fps is not None:
+        cycles = target_cycles(target_fps, clock_mhz)
+        model = model.transform(SetFolding(cycles, mvau_wwidth_max, two_pass_relaxation=True))
+        notes.append(f"SetFolding: {target_fps} FPS at {clock_mhz} MHz = {cycles} cycles/frame")
+    if folding_config is not None:
+        config = folding_config if isinstance(folding_config, dict) else str(folding_config)
+        model = model.transform(ApplyConfig(config))
+        notes.append(
+            f"folding config applied: {folding_config if isinstance(config, str) else 'dict'}"
+        )
+    return _finish("folded", before, model, out_dir, started, notes)
+
+
+def extract_folding_config(model):
+    """The folding attributes of every HW layer, in ApplyConfig's format."""
+    return {
+        name: attrs for name, attrs in _node_attributes(model, FOLDING_ATTRIBUTES).items() if attrs
+    } | {"Defaults": {}}
+
+
+def _node_attributes(model, names):
+    result = {}
+    for node in model.graph.node:
+        if not is_hw_node(node):
+            continue
+        instance = getCustomOp(node)
+        known = instance.get_nodeattr_types()
+        result[node.name] = {name: instance.get_nodeattr(name) for name in names if name in known}
+    return result
+
+
+def save_folding_config(model, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(extract_folding_config(model), indent=2, default=_plain))
+    return path
+
+
+def _plain(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+# ------------------------------------------------------------------ everything in order
+
+
+@dataclass
+class FlowResult:
+    """Every stage's model (keys as in STAGES) and the step reports, in order."""
+
+    models: dict
+    reports: list
+    parent: ModelWrapper
+    child: ModelWrapper  # minimized generic HW graph: what the emulator and checks execute
+    folded: ModelWrapper
+
+    def counts_table(self):
+        rows = {r.stage: r.after for r in self.reports}
+        return pd.DataFrame(rows).fillna(0).astype(int).T
+
+
+def run_flow(
+    qonnx_path,
+    out_dir,
+    part,
+    target_fps=None,
+    clock_mhz=100.0,
+    folding_config=None,
+    standalone_thresholds=True,
+    input_dtype="UINT8",
+    impl_styles=None,
+    mvau_wwidth_max=36,
+    prepare=None,
+):
+    """All steps in order. `prepare(model) -> model` runs on the QONNX graph first (e.g. a
+    TopK head for an argmax classifier)."""
+    ensure_finn()
+    model, first = load_qonnx(qonnx_path, out_dir)
+    if prepare is not None:
+        model = prepare(model)
+    models, reports = {"qonnx": model}, [first]
+
+    def record(result):
+        models[result[1].stage] = result[0]
+        reports.append(result[1])
+        return result[0]
+
+    model = record(to_finn(model, out_dir))
+    model = record(tidy_up(model, out_dir, input_dtype))
+    model = record(streamline(model, out_dir))
+    model = record(to_hw(model, out_dir, standalone_thresholds))
+    parent, child, report = partition(model, out_dir)
+    models["partition_parent"], models["partition_child"] = parent, child
+    reports.append(report)
+    child = record(minimize_bit_widths(child, out_dir))
+    specialized = record(specialize(child, part, out_dir, impl_styles))
+    folded = record(
+        fold(specialized, out_dir, target_fps, clock_mhz, folding_config, mvau_wwidth_max)
+    )
+    return FlowResult(models, reports, parent, child, folded)

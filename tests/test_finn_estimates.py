@@ -1,0 +1,61 @@
+"""Estimates table and totals, the budget check, the search for a design that fits, reports."""
+
+import json
+
+import pandas as pd
+from test_finn_flow import PART, mobilenet_flow
+
+import config
+from modules import finn_estimates as fe
+
+CLOCK = 100.0
+
+
+def test_totals_are_the_sum_of_the_layer_rows():
+    folded = mobilenet_flow()["flow"].folded
+    budget = fe.PartBudget()
+    result = fe.estimate(folded, budget, CLOCK, 0.9)
+    for name in fe.RESOURCES:
+        assert result.totals.loc[name, "used"] == result.layers[name].sum()
+    assert len(result.layers) == len(folded.graph.node)
+    assert result.performance["bottleneck_cycles"] == result.layers["cycles"].max()
+    assert result.performance["fps"] == CLOCK * 1e6 / result.layers["cycles"].max()
+    assert result.layers["note"].str.contains("no LUT model").any()  # said, not hidden
+
+
+def test_budget_check_flags_an_over_budget_design():
+    folded = mobilenet_flow()["flow"].folded
+    small = fe.PartBudget(LUT=1000, BRAM36=140, DSP=1)
+    result = fe.estimate(folded, small, CLOCK, 0.9)
+    assert not result.fits
+    assert set(fe.over_budget(result.layers, small, 0.9).index) == {"LUT", "DSP"}
+
+
+def test_board_part_comes_from_config():
+    assert fe.part_for_board(config.BOARD, config.BOARD_PARTS) == PART
+    assert fe.budget_from_config(config).part == PART
+
+
+def test_no_dsp_budget_moves_every_layer_to_luts():
+    generic = mobilenet_flow()["flow"].child
+    budget = fe.PartBudget(DSP=0)
+    costs, rest = fe.option_costs(generic, budget, 20000, CLOCK)
+    choices, totals = fe.choose_options(costs, rest, budget, 0.9)
+    assert set(choices) == set(fe.compute_layers(generic))
+    assert all(option.startswith("hls_lut") for option in choices.values())
+    assert totals["DSP"] == 0
+
+
+def test_fit_mode_lowers_the_target_until_the_design_fits(tmp_path):
+    generic = mobilenet_flow()["flow"].child
+    budget = fe.PartBudget(LUT=16_000, DSP=30)  # too small for the 32x32 model at 20000 FPS
+    best, frontier = fe.fit_to_part(generic, budget, 20000, CLOCK, 0.9, refine=1, step=0.5)
+    assert best is not None and best.fits
+    assert not frontier["fits"].iloc[-1]  # the first (highest) target did not fit
+    for name, limit in budget.limits(0.9).items():
+        assert best.totals.loc[name, "used"] <= limit
+    paths = fe.save_report(best, tmp_path, budget, 0.9, frontier)
+    assert all(path.is_file() for path in paths.values())
+    summary = json.loads(paths["summary_json"].read_text())
+    assert summary["fits"] and summary["performance"]["fps"] == best.performance["fps"]
+    assert len(pd.read_csv(paths["layers_csv"])) == len(best.layers)

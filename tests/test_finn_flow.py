@@ -1,0 +1,199 @@
+"""FINN flow at 32x32 on our MobileNetV2-mini and on brevitas_examples' CNV: every executable
+stage bit-exact to Brevitas, stage files and counts, the non-HW-node error, folding JSON.
+
+Streamlining takes about a minute per model, so each flow runs once per session
+(`mobilenet_flow`, `cnv_flow`, cached) and test_emulator / test_finn_estimates reuse them.
+"""
+
+import functools
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.infer_shapes import InferShapes
+from torch import nn
+
+from modules import finn_flow, hw_verify
+from modules.export import export_qonnx_model
+from modules.finn_setup import ensure_finn
+from modules.models import ScaleInput
+from modules.quant_models import BitWidths, build_quant_model
+
+SIZE = 32
+PART = "xc7z020clg400-1"
+TARGET_FPS = 20000
+
+
+def random_images(count, seed=0, channels=3):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, channels, SIZE, SIZE)).astype(np.float32)
+
+
+def calibrate(model, steps=8, seed=0):
+    """Random weights with realistic statistics: BatchNorm (cumulative average) and activation
+    scales from train-mode passes over random uint8 images."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
+            module.momentum = None
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    with torch.no_grad():
+        for _ in range(steps):
+            model(torch.randint(0, 256, (16, 3, SIZE, SIZE), generator=generator).float())
+    return model.eval()
+
+
+def calibrated_mobilenet():
+    torch.manual_seed(0)
+    model = calibrate(build_quant_model("mobilenetv2_mini_resnet", 2, 1.0, BitWidths(), True))
+    with torch.no_grad():  # centre the logits so the bipolar decisions vary between images
+        model.classifier.bias.zero_()
+        x = torch.as_tensor(random_images(32, seed=1))
+        features = model.pool(model.conv(model.features(model.input_quant(x))))
+        model.classifier.bias.copy_(-model.classifier(features).median(0).values)
+    return model
+
+
+class ArgMax(nn.Module):
+    """Brevitas reference for a graph that ends in TopK(1): the index of the largest logit."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).argmax(1, keepdim=True).float()
+
+
+def calibrated_cnv():
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(0)
+    net, _ = model_with_cfg("cnv_1w1a", pretrained=False)
+    return calibrate(nn.Sequential(ScaleInput(), net), steps=4)
+
+
+def insert_top_k(model):
+    from qonnx.transformation.insert_topk import InsertTopK
+
+    return model.transform(InsertTopK(k=1)).transform(InferShapes())
+
+
+@functools.cache
+def mobilenet_flow():
+    out = tempfile.mkdtemp(prefix="finn_mnv2_")
+    brevitas = calibrated_mobilenet()
+    clean = export_qonnx_model(brevitas, SIZE, f"{out}/raw.onnx", f"{out}/clean.onnx")
+    flow = finn_flow.run_flow(clean, out, PART, target_fps=TARGET_FPS, mvau_wwidth_max=216)
+    return {"brevitas": brevitas, "flow": flow, "out": out, "images": random_images(8)}
+
+
+@functools.cache
+def cnv_flow():
+    out = tempfile.mkdtemp(prefix="finn_cnv_")
+    net = calibrated_cnv()
+    clean = export_qonnx_model(net, SIZE, f"{out}/raw.onnx", f"{out}/clean.onnx")
+    flow = finn_flow.run_flow(
+        clean, out, PART, target_fps=1000, standalone_thresholds=False, prepare=insert_top_k
+    )
+    return {"brevitas": ArgMax(net), "flow": flow, "out": out, "images": random_images(4)}
+
+
+def test_finn_setup_is_idempotent():
+    first = ensure_finn()
+    assert first.is_dir() and ensure_finn() == first
+
+
+def test_every_stage_saved_with_counts():
+    run = mobilenet_flow()
+    flow = run["flow"]
+    for stage in finn_flow.STAGES:
+        assert finn_flow.stage_path(run["out"], stage).is_file(), stage
+    assert [r.stage for r in flow.reports][:4] == ["qonnx", "finn_onnx", "tidy", "streamlined"]
+    streamlined = next(r for r in flow.reports if r.stage == "streamlined")
+    assert streamlined.before.get("Mul", 0) > 0 and streamlined.after.get("Mul", 0) == 0
+    assert "Mul" in streamlined.changes().index
+    assert all(finn_flow.is_hw_node(n) for n in flow.child.graph.node)
+    assert finn_flow.node_counts(flow.parent) == {
+        "Transpose": 1,
+        "StreamingDataflowPartition": 1,
+        "Mul": 1,
+        "Add": 1,
+    }
+    hw = finn_flow.node_counts(flow.child)
+    for op in ("VVAU", "ElementwiseAdd", "DuplicateStreams", "GlobalAccPool", "MVAU"):
+        assert hw.get(op, 0) > 0, op
+    assert flow.counts_table().shape[0] == len(flow.reports)
+
+
+def test_mobilenet_bit_exact_from_brevitas_to_folded():
+    run = mobilenet_flow()
+    stages = hw_verify.flow_stages(run["flow"], run["brevitas"], run["out"])
+    table, outputs = hw_verify.stage_equivalence(stages, run["images"])
+    hw_verify.assert_identical(table)
+    assert table["must_be_identical"].sum() == len(stages) - 1
+    assert set(np.unique(outputs["folded"])) <= {-1.0, 1.0}
+    assert len(np.unique(outputs["brevitas"], axis=0)) > 1  # decisions vary between images
+
+
+def test_cnv_bit_exact_through_the_same_flow():
+    run = cnv_flow()
+    counts = finn_flow.node_counts(run["flow"].child)
+    assert counts.get("MVAU", 0) > 0 and counts.get("LabelSelect", 0) == 1
+    stages = hw_verify.flow_stages(run["flow"], run["brevitas"], run["out"])
+    table, _ = hw_verify.stage_equivalence(stages, run["images"])
+    hw_verify.assert_identical(table)
+
+
+def test_first_divergence_names_a_changed_tensor():
+    flow = mobilenet_flow()["flow"]
+    broken = ModelWrapper(flow.child.model.__deepcopy__())
+    threshold = broken.get_nodes_by_op_type("Thresholding")[3]
+    values = broken.get_initializer(threshold.input[1])
+    broken.set_initializer(threshold.input[1], values + 1)
+    image = mobilenet_flow()["images"][0]
+    found = hw_verify.first_divergence(flow.models["hw_layers"], broken, image)
+    assert found["node"] == threshold.name and found["tensor"] == threshold.output[0]
+
+
+def _leftover_mul(model):
+    """A copy of `model` with a float Mul inserted behind its first MVAU."""
+    model = ModelWrapper(model.model.__deepcopy__())
+    mvau = model.get_nodes_by_op_type("MVAU")[0]
+    scaled = model.make_new_valueinfo_name()
+    scale = model.make_new_valueinfo_name()
+    model.set_initializer(scale, np.asarray(0.5, dtype=np.float32))
+    for consumer in model.find_consumers(mvau.output[0]):
+        consumer.input[list(consumer.input).index(mvau.output[0])] = scaled
+    stray = helper.make_node("Mul", [mvau.output[0], scale], [scaled], name="Stray")
+    model.graph.node.insert(list(model.graph.node).index(mvau) + 1, stray)
+    return model.transform(InferShapes()), mvau
+
+
+def test_non_hw_node_between_hw_layers_is_named():
+    hw_layers = mobilenet_flow()["flow"].models["hw_layers"]
+    broken, mvau = _leftover_mul(hw_layers)
+    with pytest.raises(finn_flow.FinnFlowError) as error:
+        finn_flow.partition(broken)
+    message = str(error.value)
+    assert "Stray (Mul)" in message and f"{mvau.name} (MVAU)" in message
+    assert "MoveMulPastFork" in message and "Thresholding" in message
+    finn_flow.check_hw_only(hw_layers)  # the real graph passes
+
+
+def test_folding_json_round_trip(tmp_path):
+    flow = mobilenet_flow()["flow"]
+    path = finn_flow.save_folding_config(flow.folded, tmp_path / "folding.json")
+    specialized = flow.models["specialized"]
+    refolded, report = finn_flow.fold(specialized, tmp_path, folding_config=path)
+    assert "folding config applied" in report.notes[0]
+    expected = finn_flow.extract_folding_config(flow.folded)
+    assert any(attrs.get("PE", 1) > 1 for attrs in expected.values())
+    for node in refolded.graph.node:
+        for name in ("PE", "SIMD"):
+            if name in expected[node.name]:
+                assert getCustomOp(node).get_nodeattr(name) == expected[node.name][name]
