@@ -133,3 +133,16 @@ def export_fp32(cfg, model, dataset, paths):
     images = torch.stack([dataset[i][0] for i in range(count)]).numpy()
     table, _ = equivalence_table({"pytorch": torch_stage(model), "onnx": onnx_stage(path)}, images)
     return path, table
+
+
+def load_weights(model, checkpoint_path, kind):
+    """Load a checkpoint's weights after checking it holds this kind of model."""
+    model.load_state_dict(load_checkpoint(checkpoint_path, expected_kind=kind)["model"])
+    return model.eval()
+
+
+def load_fp32_if_present(cfg, checkpoint_path):
+    """The FP32 model of notebook 01 (context in equivalence tables), or None."""
+    if not checkpoint_path.is_file():
+        return None
+    return load_weights(build_fp32_model(cfg), checkpoint_path, "fp32")

@@ -1,0 +1,119 @@
+"""Notebook 03's steps around the FINN flow: compile the exported QONNX, choose the folding,
+verify every stage on real images, and hand the result to notebooks 04 and 05.
+
+Everything lands in RUN/finn/: the numbered stage graphs, estimates (JSON, CSV, PNG), the
+folding JSON and `handoff.json`, which names the files the later notebooks load.
+"""
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+
+from modules import finn_estimates, finn_flow, hw_verify
+from modules.emulator import Emulator
+from modules.metrics import classification_metrics
+
+
+def finn_dir(paths):
+    return Path(paths.root) / "finn"
+
+
+def quiet_finn_logs():
+    # SetFolding and MinimizeAccumulatorWidth log hundreds of expected "did not meet" lines
+    for name in ("finn", "finn_logger", "qonnx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def compile_qonnx(cfg, paths, qonnx_path):
+    """Every flow step, saved as RUN/finn/NN_<stage>.onnx; folding from config (target FPS or
+    FOLDING_CONFIG_FILE)."""
+    quiet_finn_logs()
+    return finn_flow.run_flow(
+        qonnx_path,
+        finn_dir(paths),
+        finn_estimates.part_for_board(cfg.BOARD, cfg.BOARD_PARTS),
+        target_fps=cfg.TARGET_FPS,
+        clock_mhz=cfg.CLOCK_MHZ,
+        folding_config=cfg.FOLDING_CONFIG_FILE,
+        standalone_thresholds=cfg.STANDALONE_THRESHOLDS,
+        mvau_wwidth_max=cfg.MVAU_WWIDTH_MAX,
+    )
+
+
+def choose_design(cfg, flow):
+    """The folded design to build: the user's folding JSON as given, or the automatic
+    per-layer search (lowering the target until it fits when FIT_TO_PART). Returns
+    (Estimate, frontier DataFrame or None)."""
+    budget = finn_estimates.budget_from_config(cfg)
+    fraction = cfg.RESOURCE_BUDGET_FRACTION
+    if cfg.FOLDING_CONFIG_FILE:
+        return finn_estimates.estimate(flow.folded, budget, cfg.CLOCK_MHZ, fraction), None
+    best, frontier = finn_estimates.fit_to_part(
+        flow.child,
+        budget,
+        cfg.TARGET_FPS,
+        cfg.CLOCK_MHZ,
+        fraction,
+        fit=cfg.FIT_TO_PART,
+        mvau_wwidth_max=cfg.MVAU_WWIDTH_MAX,
+    )
+    if best is None:  # nothing fits (or FIT_TO_PART is off and the target does not fit)
+        best = finn_estimates.best_design(
+            flow.child, budget, cfg.TARGET_FPS, cfg.CLOCK_MHZ, fraction, cfg.MVAU_WWIDTH_MAX
+        )
+    return best, frontier
+
+
+def save_design(cfg, paths, flow, design, frontier):
+    """Estimates report, folding JSON, the folded child and the parent with it; handoff.json."""
+    out = finn_dir(paths)
+    budget = finn_estimates.budget_from_config(cfg)
+    report = finn_estimates.save_report(
+        design, out / "estimates", budget, cfg.RESOURCE_BUDGET_FRACTION, frontier
+    )
+    folded_path = (out / "10_design_folded.onnx").resolve()
+    parent_path = out / "10_design_parent.onnx"
+    hw_verify.with_child(flow.parent, design.folded, folded_path).save(str(parent_path))
+    folding_path = finn_flow.save_folding_config(design.folded, out / "folding_config.json")
+    handoff = {
+        "folded_child": str(folded_path),
+        "parent": str(parent_path),
+        "folding_config": str(folding_path),
+        "estimates": str(report["summary_json"]),
+        "fps": design.performance["fps"],
+        "fits": design.fits,
+    }
+    (out / "handoff.json").write_text(json.dumps(handoff, indent=2))
+    return handoff
+
+
+def load_handoff(paths):
+    path = finn_dir(paths) / "handoff.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run notebook 03 for this RUN_NAME first")
+    return json.loads(path.read_text())
+
+
+def verify_stages(cfg, flow, design, head_model, fp32_model, images, paths):
+    """FP32 (context), Brevitas, QONNX, FINN-ONNX, streamlined, HW layers, partitioned and the
+    chosen folded design, on the same images. Returns the equivalence table."""
+    flow.folded = design.folded
+    stages = hw_verify.flow_stages(flow, head_model, str(finn_dir(paths)), fp32_model)
+    table, _ = hw_verify.stage_equivalence(stages, images)
+    return table
+
+
+def hardware_metrics(cfg, paths, images, targets, brevitas_outputs):
+    """Metrics of the emulated accelerator (the chosen folded design, bit-exact) on a split,
+    and its decision agreement with Brevitas."""
+    emulator = Emulator(ModelWrapper(load_handoff(paths)["parent"]))
+    outputs = emulator(np.asarray(images, dtype=np.float32)).reshape(len(images), -1)
+    decisions = (outputs > 0).astype(int)
+    metrics = classification_metrics(targets, decisions, cfg.CLASSES)
+    metrics["agreement_with_brevitas_%"] = 100.0 * float(
+        np.mean(np.all(decisions == (np.asarray(brevitas_outputs) > 0), axis=1))
+    )
+    return metrics
