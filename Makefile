@@ -35,6 +35,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_finn.py
 
 netron: $(STAMP)
 	@test -n "$(FILE)" || (echo "usage: make netron FILE=path/to/model.onnx" && exit 2)

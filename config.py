@@ -66,6 +66,7 @@ WEIGHT_BIT_WIDTH = 4
 ACT_BIT_WIDTH = 4
 LAST_LAYER_WEIGHT_BIT_WIDTH = 8
 BIAS_BIT_WIDTH = 8
+QAT_EPOCHS = None  # epochs of notebook 02 (None: EPOCHS); fewer suffice after FP32 init
 QAT_INIT_FROM_FP32 = True  # start QAT from the run's fp32_best.pt when it exists
 EQUIVALENCE_IMAGES = 32  # test images run through every exported graph and compared
 
@@ -101,9 +102,12 @@ PROFILES = {
         "RUN_NAME": "demo",
         "DATASET": "demo",
         "IMG_SIZE": 96,
-        "EPOCHS": 8,
+        "EPOCHS": 12,
+        "QAT_EPOCHS": 6,
         "BATCH_SIZE": 32,
         "LEARNING_RATE": 3e-3,
+        "SCHEDULER_PATIENCE": 1,
+        "SCHEDULER_FACTOR": 0.3,
         "MIN_TEST_MEAN_F1": 0.95,
     },
     "tiny": {
