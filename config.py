@@ -145,7 +145,8 @@ def apply(profile=None, **overrides):
     """
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"config: unknown profile {profile!r}; known: {sorted(PROFILES)}")
-    values = {**PROFILES.get(profile, {}), **overrides}
+    # deep copies: a run that mutates a list or dict value must not change the profiles
+    values = copy.deepcopy({**PROFILES.get(profile, {}), **overrides})
     known = set(_knob_names())
     unknown = sorted(set(values) - known)
     if unknown:

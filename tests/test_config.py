@@ -34,11 +34,12 @@ def test_apply_profile_then_overrides_and_reset():
 
 
 def test_apply_does_not_share_mutable_values_between_runs():
+    original = dict(config.PROFILES["tiny"]["DEMO_SPLITS"])
     try:
         config.apply("tiny")
         config.DEMO_SPLITS["train"] = -1
         config.apply("tiny")
-        assert config.DEMO_SPLITS["train"] == config.PROFILES["tiny"]["DEMO_SPLITS"]["train"]
+        assert config.DEMO_SPLITS == original == config.PROFILES["tiny"]["DEMO_SPLITS"]
     finally:
         config.apply()
 
