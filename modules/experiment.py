@@ -8,7 +8,6 @@ import torch
 
 from modules.checkpoints import load_checkpoint
 from modules.datasets import FireSmokeDataset, build_split
-from modules.demo_data import ensure_demo_dataset
 from modules.export import export_fp32_onnx
 from modules.loss import BCELoss
 from modules.metrics import decisions_from_logits, metrics_table
@@ -29,9 +28,7 @@ class SplitData:
 
 
 def prepare_data(cfg):
-    """Datasets for train (augmented), val and test; generates the demo data when needed."""
-    if cfg.DATASET == "demo":
-        ensure_demo_dataset(cfg)
+    """Datasets for train (augmented), val and test (the demo data is generated on first use)."""
     data = {}
     for split in SPLITS:
         samples, report = build_split(cfg, split)

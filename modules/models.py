@@ -6,7 +6,6 @@ quantized version supplies the same methods with quantized layers, so parameter 
 FP32 weights load into the quantized model by name.
 """
 
-import torch
 from torch import nn
 
 # t (expansion), c (channels), n (repeats), s (first stride)
@@ -168,9 +167,3 @@ def build_model(name, num_classes=2, width_mult=1.0, layers=None):
 
 def count_parameters(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-@torch.no_grad()
-def predict_logits(model, images):
-    model.eval()
-    return model(images)
