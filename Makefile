@@ -20,7 +20,7 @@ $(STAMP): requirements/*.txt pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m modules.pipeline --profile $(PROFILE)
+	$(BIN)/firesmoke run --profile $(PROFILE)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
@@ -39,7 +39,7 @@ bench: $(STAMP)
 
 netron: $(STAMP)
 	@test -n "$(FILE)" || (echo "usage: make netron FILE=path/to/model.onnx" && exit 2)
-	$(BIN)/python -m modules.netron_view $(FILE)
+	$(BIN)/python -m modules.reporting.netron_view $(FILE)
 
 clean-venv:
 	rm -rf $(VENV)

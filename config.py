@@ -27,7 +27,7 @@ FASDD_RS_DIR = "data/FASDD_RS"
 DS_LEN = None  # None = whole split; an int takes a deterministic subset of that size
 VAL_FRACTION = 0.15  # D-Fire has no val split: this share of train becomes val
 
-# demo data generator (modules/demo_data.py)
+# demo data generator (modules/data/demo_data.py)
 DEMO_SEED = 1234
 DEMO_SPLITS = {"train": 1200, "val": 240, "test": 400}
 DEMO_IMAGE_SIZE = 160  # written size; IMG_SIZE below is what the model sees

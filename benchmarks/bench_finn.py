@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 import config
-from modules import finn_estimates, finn_flow
-from modules.emulator import Emulator
-from modules.export import export_qonnx_model
-from modules.quant_models import BitWidths, build_quant_model
-from modules.verify import onnx_stage
+from modules.dataflow import flow as finn_flow
+from modules.hardware import estimates as finn_estimates
+from modules.hardware.emulator import Emulator
+from modules.models.quant_layers import BitWidths, build_quant_model
+from modules.quantization.equivalence import onnx_stage
+from modules.quantization.export import export_qonnx_model
 
 
 def calibrated_model(size, steps=4, batch=8):

@@ -12,9 +12,9 @@ import time
 import torch
 
 import config
-from modules.loss import BCELoss
-from modules.models import build_model
-from modules.quant_models import BitWidths, build_quant_model
+from modules.models.architecture import build_model
+from modules.models.quant_layers import BitWidths, build_quant_model
+from modules.training.loss import BCELoss
 
 
 def training_images_per_second(model, size, batch, steps, warmup=2):

@@ -1,21 +1,19 @@
 """Runs the numbered notebooks in order, headless, saving executed copies in the run folder.
 
-    python -m modules.pipeline --profile demo [--only 01 02] [--set EPOCHS=3 IMG_SIZE=64]
+    firesmoke run --profile demo [--only 01 02] [--set EPOCHS=3 IMG_SIZE=64]
 
 Each notebook receives PROFILE and OVERRIDES as papermill parameters and applies them to config.
 """
 
 import argparse
-import ast
-import sys
 import time
 from pathlib import Path
 
 import papermill
 
 import config
-from modules.paths import run_paths
-from modules.report import write_run_report
+from modules.reporting.report import write_run_report
+from modules.run_paths import run_paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -60,33 +58,3 @@ def run_pipeline(profile, overrides=None, only=None):
 
 def _namespace(values):
     return argparse.Namespace(**values)
-
-
-def parse_overrides(items):
-    """KEY=VALUE strings; VALUE is a Python literal when it parses as one, else a string."""
-    overrides = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            overrides[key] = raw
-    return overrides
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="demo", choices=sorted(config.PROFILES))
-    parser.add_argument("--only", nargs="*", help="notebook numbers to run, e.g. 01 02")
-    parser.add_argument("--set", nargs="*", default=[], help="config overrides KEY=VALUE")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    outputs = run_pipeline(args.profile, parse_overrides(args.set), args.only)
-    print(f"{len(outputs)} notebook(s) executed in {time.perf_counter() - started:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

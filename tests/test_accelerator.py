@@ -7,15 +7,15 @@ from finn.util.data_packing import finnpy_to_packed_bytearray
 from qonnx.core.datatype import DataType
 from qonnx.util.basic import gen_finn_dt_tensor
 
-from modules import accelerator
-from modules.accelerator import (
+from modules.board import accelerator
+from modules.board.accelerator import (
     BoardAccelerator,
     EmulatedAccelerator,
     make_accelerator,
     pack_tensor,
     unpack_tensor,
 )
-from modules.deploy import packed_shape
+from modules.deployment.package import packed_shape
 
 RNG = np.random.default_rng(0)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modules import bitstream
+from modules.vivado import build as bitstream
 
 
 def _fake_tool(root, name):

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from modules import checkpoints
-from modules.checkpoints import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from modules.training import checkpoints
+from modules.training.checkpoints import (
+    load_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_checkpoint,
+)
 
 
 def _parts():

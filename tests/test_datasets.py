@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from modules import datasets as ds
-from modules.preprocess import load_rgb, preprocess
-from modules.yolo_labels import (
+from modules.data import datasets as ds
+from modules.data.preprocess import load_rgb, preprocess
+from modules.data.yolo_labels import (
     NON_NUMERIC,
     OUTSIDE_UNIT_RANGE,
     UNKNOWN_CLASS_ID,

@@ -14,9 +14,9 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import gen_finn_dt_tensor, qonnx_make_model
 
-from modules import deploy
-from modules.accelerator import EmulatedAccelerator
-from modules.finn_setup import ensure_finn
+from modules.board.accelerator import EmulatedAccelerator
+from modules.dataflow.setup import ensure_finn
+from modules.deployment import package as deploy
 
 CLASSES = ["smoke", "fire"]
 HW = {"domain": "finn.custom_op.fpgadataflow", "backend": "fpgadataflow"}

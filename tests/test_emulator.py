@@ -9,9 +9,9 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import qonnx_make_model
 from test_finn_flow import cnv_flow, mobilenet_flow
 
-from modules import hw_verify
-from modules.emulator import Emulator
-from modules.verify import onnx_stage
+from modules.dataflow import stage_check as hw_verify
+from modules.hardware.emulator import Emulator
+from modules.quantization.equivalence import onnx_stage
 
 
 def test_emulator_equals_execute_onnx_on_the_hw_graph():

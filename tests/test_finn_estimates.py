@@ -6,7 +6,7 @@ import pandas as pd
 from test_finn_flow import PART, mobilenet_flow
 
 import config
-from modules import finn_estimates as fe
+from modules.hardware import estimates as fe
 
 CLOCK = 100.0
 

@@ -17,11 +17,12 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_shapes import InferShapes
 from torch import nn
 
-from modules import finn_flow, hw_verify
-from modules.export import export_qonnx_model
-from modules.finn_setup import ensure_finn
-from modules.models import ScaleInput
-from modules.quant_models import BitWidths, build_quant_model
+from modules.dataflow import flow as finn_flow
+from modules.dataflow import stage_check as hw_verify
+from modules.dataflow.setup import ensure_finn
+from modules.models.architecture import ScaleInput
+from modules.models.quant_layers import BitWidths, build_quant_model
+from modules.quantization.export import export_qonnx_model
 
 SIZE = 32
 PART = "xc7z020clg400-1"

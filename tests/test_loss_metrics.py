@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from modules.loss import BCELoss
-from modules.metrics import classification_metrics, decisions_from_logits
+from modules.training.loss import BCELoss
+from modules.training.metrics import classification_metrics, decisions_from_logits
 
 CLASSES = ["smoke", "fire"]
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from modules.models import CFGS, build_model, make_divisible
+from modules.models.architecture import CFGS, build_model, make_divisible
 
 
 def test_mini_resnet_follows_seed_001():

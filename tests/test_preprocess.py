@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from modules.preprocess import build_augmentation, load_rgb, preprocess
+from modules.data.preprocess import build_augmentation, load_rgb, preprocess
 
 
 def test_load_rgb_returns_rgb_order(tmp_path):

@@ -6,12 +6,12 @@ import torch
 from qonnx.core.modelwrapper import ModelWrapper
 
 import config
-from modules import experiment
-from modules.export import export_qonnx_model
-from modules.loss import BCELoss
-from modules.models import build_model
-from modules.quant_models import BitWidths, build_quant_model
-from modules.verify import equivalence_table, onnx_stage, torch_stage
+from modules.models.architecture import build_model
+from modules.models.quant_layers import BitWidths, build_quant_model
+from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
+from modules.quantization.export import export_qonnx_model
+from modules.training import session as experiment
+from modules.training.loss import BCELoss
 
 SIZE = 32
 

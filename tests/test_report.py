@@ -3,8 +3,8 @@ import types
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from modules.paths import run_paths
-from modules.report import save_table, write_run_report
+from modules.reporting.report import save_table, write_run_report
+from modules.run_paths import run_paths
 
 
 def test_report_collects_tables_and_plots_and_marks_missing_stages(tmp_path):

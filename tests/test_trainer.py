@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from modules import experiment
-from modules.paths import run_paths
+from modules.run_paths import run_paths
+from modules.training import session as experiment
 
 
 def _trainer(cfg, run_name):

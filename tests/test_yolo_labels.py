@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from modules.yolo_labels import (
+from modules.data.yolo_labels import (
     NON_NUMERIC,
     OUTSIDE_UNIT_RANGE,
     UNKNOWN_CLASS_ID,

@@ -62,8 +62,8 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 from qonnx.util.cleanup import cleanup_model
 
-from modules.finn_setup import ensure_finn
-from modules.graph_fixes import BipolarOutputToBinary, output_tail_nodes
+from modules.dataflow.graph_fixes import BipolarOutputToBinary, output_tail_nodes
+from modules.dataflow.setup import ensure_finn
 
 # Stage numbers are fixed so a file name always means the same step, whichever steps ran.
 STAGES = {
@@ -147,7 +147,7 @@ def _finish(stage, before, model, out_dir, started, notes=()):
 
 
 def load_qonnx(path, out_dir=None):
-    """The exported QONNX file (modules.export), saved as stage 00 for the Netron list."""
+    """The exported QONNX file (modules.quantization.export), saved as stage 00 for Netron."""
     model = ModelWrapper(str(path))
     return _finish("qonnx", node_counts(model), model, out_dir, time.time())
 
@@ -298,7 +298,7 @@ REMEDIES = {
     "MoveScalarLinearPastInvariants, then InferQuantizedMatrixVectorActivation",
     "MultiThreshold": "InferThresholdingLayer; a BIPOLAR output needs BipolarOutputToBinary",
     "GlobalAveragePool": "InferGlobalAccPoolLayer during streamlining",
-    "ReduceMean": "ReduceMeanToGlobalAveragePool on the QONNX graph (modules.graph_fixes)",
+    "ReduceMean": "ReduceMeanToGlobalAveragePool on the QONNX graph (modules.dataflow.graph_fixes)",
     "Im2Col": "InferConvInpGen",
     "MaxPool": "MakeMaxPoolNHWC, then InferPool",
     "MaxPoolNHWC": "InferPool",

@@ -4,7 +4,7 @@
 dataflow child: datatypes, normal/folded shapes; packed shapes from FINN's packing rule) plus
 what the host does around the accelerator in the parent graph (the NCHW->NHWC Transpose and
 the Mul/Add that turn its integer output back into the model's output). The same dict drives
-both accelerator backends in `modules/accelerator.py`, and its `io_shape_dict` is in the
+both accelerator backends in `modules/board/accelerator.py`, and its `io_shape_dict` is in the
 format of FINN's generated driver (finn-plus-driver's FINNDMAOverlay).
 """
 
@@ -13,8 +13,8 @@ import math
 import shutil
 from pathlib import Path
 
-from modules.accelerator import IO_SPEC_FILE
-from modules.bitstream import copy_model
+from modules.board.accelerator import IO_SPEC_FILE
+from modules.vivado.build import copy_model
 
 BOARD_REQUIREMENTS_FILE = "requirements-board.txt"
 NOTEBOOK_05 = Path(__file__).resolve().parents[1] / "notebooks" / "05_pynq_inference.ipynb"

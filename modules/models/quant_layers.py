@@ -1,4 +1,4 @@
-"""Brevitas building blocks for the MobileNetV2 of modules/models.py (quantization-aware training).
+"""Brevitas building blocks for the MobileNetV2 of modules/models/architecture.py (QAT).
 
 The architecture is not repeated here: `QuantLayers` implements the layer-factory methods of
 `TorchLayers`, and `build_quant_model` hands it to the one `build_model`. Quantizers are declared
@@ -19,7 +19,7 @@ from brevitas.quant import (
 )
 from torch import nn
 
-from modules.models import ScaleInput, build_model
+from modules.models.architecture import ScaleInput, build_model
 
 FINN_MAX_ACT_BITS = 8  # FINN thresholds grow as 2^bits; wider activations do not map well
 
@@ -160,7 +160,7 @@ class QuantLayers:
     def pool(self, channels):
         # FINN maps the global average to GlobalAccPool (an integer sum) and folds the 1/N
         # into the classifier's thresholds; the export fix turns ReduceMean into
-        # GlobalAveragePool for that (modules/export.py).
+        # GlobalAveragePool for that (modules/quantization/export.py).
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
 
     def classifier(self, inp, num_classes):

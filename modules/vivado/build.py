@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modules.paths import run_paths
+from modules.run_paths import run_paths
 
 # The builder steps that follow folding, in FINN's default order (checked against
 # finn.builder.build_dataflow_config.default_build_dataflow_steps in build_config).
@@ -112,7 +112,7 @@ def build_steps():
     for name in (FIRST_BUILD_STEP, LAST_BUILD_STEP):
         if name not in steps:
             raise RuntimeError(
-                f"modules/bitstream.py: FINN's default_build_dataflow_steps has no {name}; "
+                f"modules/vivado/build.py: FINN's default_build_dataflow_steps has no {name}; "
                 f"the installed FINN names its steps: {steps}"
             )
     return steps[steps.index(FIRST_BUILD_STEP) : steps.index(LAST_BUILD_STEP) + 1]
@@ -225,7 +225,7 @@ def _python_build_code(model_name):
 def build_script(model_name, python=sys.executable):
     """run_build.sh: the builder through Python (default) or `./run_build.sh finn` (finn CLI)."""
     return f"""#!/usr/bin/env bash
-# FINN bitstream build of {model_name}, written by modules/bitstream.py.
+# FINN bitstream build of {model_name}, written by modules/vivado/build.py.
 # Needs Vivado + Vitis HLS: source <Xilinx>/Vivado/<version>/settings64.sh first.
 # Outputs go to ./{OUTPUT_DIR} (bitfile/, driver/, deploy/, report/).
 set -euo pipefail
@@ -324,7 +324,7 @@ def run_build(folder, status=None):
         )
     from tqdm.auto import tqdm
 
-    from modules.finn_setup import ensure_finn
+    from modules.dataflow.setup import ensure_finn
 
     ensure_finn(folder.root / "finn_tmp")
     steps = json.loads(folder.config_json.read_text())["steps"]

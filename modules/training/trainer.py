@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from modules.checkpoints import load_checkpoint, restore_rng_states, save_checkpoint
-from modules.metrics import classification_metrics, decisions_from_logits
+from modules.training.checkpoints import load_checkpoint, restore_rng_states, save_checkpoint
+from modules.training.metrics import classification_metrics, decisions_from_logits
 
 
 def build_optimizer(model, cfg):

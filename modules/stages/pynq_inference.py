@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from modules.metrics import classification_metrics
-from modules.qat import stack_dataset
+from modules.stages.train_brevitas import stack_dataset
+from modules.training.metrics import classification_metrics
 
 
 def run_dataset(accelerator, dataset, limit=None):

@@ -5,7 +5,7 @@ to the folded shape, pack the innermost dimension into bytes (both reversals), a
 for the output. The board backend sends those bytes through the DMA of FINN's driver; the
 emulated backend unpacks them, runs the bit-exact HW graph (`hw_graph_fn`) and packs its
 output, so packing bugs show up in either. All shapes and datatypes come from io_spec.json
-(`modules/deploy.py`).
+(`modules/deployment/package.py`).
 
 This module runs on the board too: no torch or FINN compiler imports at module level, and
 the packing comes from finn-plus-driver there (a copy of finn.util.data_packing).

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from modules import experiment
-from modules.export import export_qonnx_model
-from modules.metrics import classification_metrics
-from modules.quant_models import BitWidths
-from modules.verify import equivalence_table, onnx_stage, torch_stage
+from modules.models.quant_layers import BitWidths
+from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
+from modules.quantization.export import export_qonnx_model
+from modules.training import session as experiment
+from modules.training.metrics import classification_metrics
 
 
 def bit_widths(cfg):

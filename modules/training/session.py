@@ -6,17 +6,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from modules.checkpoints import load_checkpoint
-from modules.datasets import FireSmokeDataset, build_split
-from modules.export import export_fp32_onnx
-from modules.loss import BCELoss
-from modules.metrics import decisions_from_logits, metrics_table
-from modules.models import build_model
-from modules.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
-from modules.preprocess import load_rgb, preprocess
-from modules.quant_models import BitWidths, build_quant_model
-from modules.trainer import Trainer, evaluate, make_loader
-from modules.verify import equivalence_table, onnx_stage, torch_stage
+from modules.data.datasets import FireSmokeDataset, build_split
+from modules.data.preprocess import load_rgb, preprocess
+from modules.models.architecture import build_model
+from modules.models.quant_layers import BitWidths, build_quant_model
+from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
+from modules.quantization.export import export_fp32_onnx
+from modules.reporting.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
+from modules.training.checkpoints import load_checkpoint
+from modules.training.loss import BCELoss
+from modules.training.metrics import decisions_from_logits, metrics_table
+from modules.training.trainer import Trainer, evaluate, make_loader
 
 SPLITS = ("train", "val", "test")
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from qonnx.custom_op.registry import getCustomOp
 
-from modules import finn_flow
-from modules.finn_setup import ensure_finn
+from modules.dataflow import flow as finn_flow
+from modules.dataflow.setup import ensure_finn
 
 # FINN has no LUT model for these (the estimate is 0): totals underestimate LUTs by their cost.
 NO_LUT_MODEL = (

@@ -12,7 +12,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
 
-from modules.verify import equivalence_table, onnx_stage, torch_stage
+from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 
 # Stages after these two are FINN graphs that must reproduce Brevitas bit for bit.
 CONTEXT_STAGES = ("fp32", "brevitas")

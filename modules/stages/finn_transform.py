@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from modules import finn_estimates, finn_flow, hw_verify
-from modules.emulator import Emulator
-from modules.metrics import classification_metrics
+from modules.dataflow import flow as finn_flow
+from modules.dataflow import stage_check as hw_verify
+from modules.hardware import estimates as finn_estimates
+from modules.hardware.emulator import Emulator
+from modules.training.metrics import classification_metrics
 
 
 def finn_dir(paths):

@@ -1,0 +1,1 @@
+"""Subcommands of `firesmoke` (modules/cli.py), one module each."""
