@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 import torch
 
+from modules.board.decisions import agreement_percent, decide
 from modules.training.loss import BCELoss
-from modules.training.metrics import classification_metrics, decisions_from_logits
+from modules.training.metrics import classification_metrics
 
 CLASSES = ["smoke", "fire"]
 
@@ -46,6 +48,15 @@ def test_empty_class_scores_zero_not_nan():
 
 def test_decision_threshold_on_logits():
     logits = np.array([[-0.01, 0.0], [2.0, -3.0]])
-    assert decisions_from_logits(logits).tolist() == [[0, 1], [1, 0]]
+    assert decide(logits).tolist() == [[0, 1], [1, 0]]
     # threshold 0.88 ~ logit 2.0
-    assert decisions_from_logits(logits, 0.9).tolist() == [[0, 0], [0, 0]]
+    assert decide(logits, 0.9).tolist() == [[0, 0], [0, 0]]
+
+
+def test_agreement_counts_images_whose_every_class_agrees():
+    a = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
+    b = np.array([[1, 0], [1, 0], [0, 0], [1, 1]])
+    assert agreement_percent(a, b) == 50.0
+    assert agreement_percent(decide([[-1.0, 1.0]]), decide([[-3.2, 0.0]])) == 100.0
+    with pytest.raises(ValueError, match="shape"):
+        agreement_percent(a, b[:, :1])

@@ -14,12 +14,13 @@ the packing comes from finn-plus-driver there (a copy of finn.util.data_packing)
 import copy
 import importlib.util
 import json
-import math
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
+
+from modules.board.decisions import decide
 
 IO_SPEC_FILE = "io_spec.json"
 BACKENDS = ("auto", "board", "emulator")
@@ -120,11 +121,11 @@ def decisions(outputs, io_spec, threshold=0.5):
     raw = np.asarray(outputs)
     count = len(raw)
     if io_spec["output"]["finn_datatype"] in ("BINARY", "BIPOLAR"):
-        return raw.reshape(count, -1) == 1
-    if not 0 < threshold < 1:
-        raise ValueError(f"decision threshold must be in (0, 1), got {threshold}")
-    logits = model_outputs(raw, io_spec).reshape(count, -1)
-    return logits >= math.log(threshold / (1 - threshold))
+        if threshold != 0.5:
+            raise ValueError("a binary/bipolar output decides at 0.5 (logit 0) by construction")
+        signs = np.where(raw.reshape(count, -1) == 1, 1.0, -1.0)
+        return decide(signs).astype(bool)
+    return decide(model_outputs(raw, io_spec).reshape(count, -1), threshold).astype(bool)
 
 
 # ------------------------------------------------------------------ backends

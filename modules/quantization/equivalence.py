@@ -12,10 +12,7 @@ import torch
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 
-
-def decisions(outputs):
-    """Logits and bipolar (-1/+1) outputs both decide 'present' at >= 0."""
-    return np.asarray(outputs) >= 0
+from modules.board.decisions import agreement_percent, decide
 
 
 def torch_stage(model):
@@ -59,9 +56,7 @@ def equivalence_table(stages, images):
             row["compared_to"] = reference
             row["max_abs_diff"] = float(np.abs(out - ref).max())
             row["identical_outputs_%"] = 100.0 * float(np.mean(np.all(out == ref, axis=1)))
-            row["decision_agreement_%"] = 100.0 * float(
-                np.mean(np.all(decisions(out) == decisions(ref), axis=1))
-            )
+            row["decision_agreement_%"] = agreement_percent(decide(out), decide(ref))
         rows.append(row)
         previous = name
     return pd.DataFrame(rows).set_index("stage"), outputs

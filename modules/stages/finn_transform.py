@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
+from modules.board.decisions import agreement_percent, decide
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check as hw_verify
 from modules.hardware import estimates as finn_estimates
@@ -113,9 +114,7 @@ def hardware_metrics(cfg, paths, images, targets, brevitas_outputs):
     and its decision agreement with Brevitas."""
     emulator = Emulator(ModelWrapper(load_handoff(paths)["parent"]))
     outputs = emulator(np.asarray(images, dtype=np.float32)).reshape(len(images), -1)
-    decisions = (outputs > 0).astype(int)
+    decisions = decide(outputs)
     metrics = classification_metrics(targets, decisions, cfg.CLASSES)
-    metrics["agreement_with_brevitas_%"] = 100.0 * float(
-        np.mean(np.all(decisions == (np.asarray(brevitas_outputs) > 0), axis=1))
-    )
+    metrics["agreement_with_brevitas_%"] = agreement_percent(decisions, decide(brevitas_outputs))
     return metrics

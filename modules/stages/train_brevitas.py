@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from modules.board.decisions import agreement_percent, decide
 from modules.models.quant_layers import BitWidths
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
@@ -45,7 +46,7 @@ def bipolar_model(cfg, model):
 
 @dataclass
 class BipolarCheck:
-    agreement: float  # share of test images whose [smoke, fire] decisions are identical
+    agreement: float  # % of test images whose [smoke, fire] decisions are identical
     metrics_with_head: dict
     summary: pd.DataFrame
 
@@ -58,8 +59,8 @@ def bipolar_check(cfg, model, data):
     signs = torch_stage(head)(images)
     if not np.isin(signs, (-1.0, 1.0)).all():
         raise AssertionError("the bipolar head produced values other than -1/+1")
-    with_head, without = (signs > 0).astype(int), (logits >= 0).astype(int)
-    agreement = float(np.mean(np.all(with_head == without, axis=1)))
+    with_head, without = decide(signs), decide(logits)
+    agreement = agreement_percent(with_head, without)
     metrics = classification_metrics(targets, with_head, cfg.CLASSES)
     summary = pd.DataFrame(
         {
@@ -67,7 +68,7 @@ def bipolar_check(cfg, model, data):
             "bipolar head": metrics,
         }
     )
-    summary.loc["decision agreement %"] = [100.0, 100.0 * agreement]
+    summary.loc["decision agreement %"] = [100.0, agreement]
     return BipolarCheck(agreement, metrics, summary)
 
 

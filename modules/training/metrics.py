@@ -5,12 +5,6 @@ import pandas as pd
 from sklearn.metrics import multilabel_confusion_matrix
 
 
-def decisions_from_logits(logits, threshold=0.5):
-    """sigmoid(logit) >= threshold, computed on the logit so it matches logit >= 0 at 0.5."""
-    logit_threshold = np.log(threshold / (1.0 - threshold))
-    return (np.asarray(logits) >= logit_threshold).astype(np.int64)
-
-
 def classification_metrics(targets, decisions, classes):
     """Dict with '<class>_precision', ..., 'mean_f1'. Empty classes score 0, never NaN."""
     targets = np.asarray(targets).astype(np.int64)

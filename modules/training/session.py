@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from modules.board.decisions import decide
 from modules.data.datasets import FireSmokeDataset, build_split
 from modules.data.preprocess import load_rgb, preprocess
 from modules.models.architecture import build_model
@@ -15,7 +16,7 @@ from modules.quantization.export import export_fp32_onnx
 from modules.reporting.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
 from modules.training.checkpoints import load_checkpoint
 from modules.training.loss import BCELoss
-from modules.training.metrics import decisions_from_logits, metrics_table
+from modules.training.metrics import metrics_table
 from modules.training.trainer import Trainer, evaluate, make_loader
 
 SPLITS = ("train", "val", "test")
@@ -88,7 +89,7 @@ def evaluate_on_test(cfg, model, data, paths, kind, checkpoint_path=None):
     loader = make_loader(data["test"].dataset, cfg.BATCH_SIZE, cfg.NUM_WORKERS, False, cfg.SEED)
     loss_fn = BCELoss(cfg.CLASSES, cfg.SMOKE_PRECISION_WEIGHT)
     result = evaluate(model, loader, loss_fn, cfg.CLASSES, cfg.DECISION_THRESHOLD, desc="test")
-    decisions = decisions_from_logits(result.logits, cfg.DECISION_THRESHOLD)
+    decisions = decide(result.logits, cfg.DECISION_THRESHOLD)
     plot_confusion_matrices(
         result.targets, decisions, cfg.CLASSES, paths.plots / f"{kind}_test_confusion.png"
     )
@@ -118,7 +119,7 @@ def prediction_grid(cfg, model, dataset, paths, kind, count=16):
     with torch.no_grad():
         model.eval()
         logits = model(batch).numpy()
-    predictions = decisions_from_logits(logits, cfg.DECISION_THRESHOLD)
+    predictions = decide(logits, cfg.DECISION_THRESHOLD)
     path = paths.plots / f"{kind}_test_predictions.png"
     return plot_image_grid(images, targets, cfg.CLASSES, predictions, path)
 

@@ -13,8 +13,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from modules.board.decisions import decide
 from modules.training.checkpoints import load_checkpoint, restore_rng_states, save_checkpoint
-from modules.training.metrics import classification_metrics, decisions_from_logits
+from modules.training.metrics import classification_metrics
 
 
 def build_optimizer(model, cfg):
@@ -75,7 +76,7 @@ def evaluate(model, loader, loss_fn, classes, threshold=0.5, desc="eval"):
         logits.append(out.float().numpy())
         targets.append(target.numpy())
     logits, targets = np.concatenate(logits), np.concatenate(targets)
-    metrics = classification_metrics(targets, decisions_from_logits(logits, threshold), classes)
+    metrics = classification_metrics(targets, decide(logits, threshold), classes)
     return EvalResult(total / max(count, 1), metrics, logits, targets)
 
 
