@@ -1,32 +1,122 @@
-"""The run folder layout: RUNS_DIR/RUN_NAME/{logs,plots,weights,onnx,notebooks}."""
+"""Every file and folder name of a run, in one place: RUNS_DIR/RUN_NAME/...
 
-from dataclasses import dataclass, fields
+Stages hand off through the files named here only (notebook 01 -> `checkpoint("fp32")`,
+02 -> `qonnx(tag, "bipolar")`, 03 -> `handoff`, 04 -> `deploy`), so a name changes in one line.
+
+    logs/       per-epoch CSV logs, test metrics JSON, tables for the run report
+    plots/      figures                      weights/   <kind>_best.pt, <kind>_last.pt
+    onnx/       exported graphs              finn/      FINN stage graphs, estimates, handoff.json
+    build/      FINN build folder (04)       deploy/    what goes to the board (04)
+    notebooks/  executed copies              report.md  the run report
+"""
+
+from dataclasses import dataclass
 from pathlib import Path
+
+FOLDERS = ("logs", "plots", "weights", "onnx", "notebooks", "finn", "build", "deploy")
 
 
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
-    logs: Path
-    plots: Path
-    weights: Path
-    onnx: Path
-    notebooks: Path
+    build_name: str = "build"
+    deploy_name: str = "deploy"
+
+    # ------------------------------------------------------------ folders
+    @property
+    def logs(self):
+        return self.root / "logs"
+
+    @property
+    def plots(self):
+        return self.root / "plots"
+
+    @property
+    def weights(self):
+        return self.root / "weights"
+
+    @property
+    def onnx(self):
+        return self.root / "onnx"
+
+    @property
+    def notebooks(self):
+        return self.root / "notebooks"
+
+    @property
+    def finn(self):
+        return self.root / "finn"
+
+    @property
+    def estimates(self):
+        return self.finn / "estimates"
+
+    @property
+    def build(self):
+        return self.root / self.build_name
+
+    @property
+    def deploy(self):
+        return self.root / self.deploy_name
 
     def ensure(self):
         """Create the folders (called by the notebooks, never at config import)."""
-        for field in fields(self):
-            getattr(self, field.name).mkdir(parents=True, exist_ok=True)
+        for name in FOLDERS:
+            getattr(self, name).mkdir(parents=True, exist_ok=True)
         return self
+
+    # ------------------------------------------------------------ 01 / 02: training
+    def checkpoint(self, kind, which="best"):
+        if which not in ("best", "last"):
+            raise ValueError(f"checkpoint which={which!r}: 'best' or 'last'")
+        return self.weights / f"{kind}_{which}.pt"
+
+    def train_log(self, kind):
+        return self.logs / f"{kind}_log.csv"
+
+    def test_metrics(self, kind):
+        return self.logs / f"{kind}_test_metrics.json"
+
+    def table(self, name):
+        return self.logs / f"{name}.csv"
+
+    def plot(self, name):
+        return self.plots / name
+
+    @property
+    def fp32_onnx(self):
+        return self.onnx / "01_fp32.onnx"
+
+    def qonnx(self, tag, head, cleaned=True):
+        """02's exports: head 'logits' or 'bipolar'; raw (exporter output) or cleaned."""
+        return self.onnx / f"02_brevitas_{tag}_{head}_{'clean' if cleaned else 'qonnx'}.onnx"
+
+    # ------------------------------------------------------------ 03: FINN
+    @property
+    def handoff(self):
+        return self.finn / "handoff.json"
+
+    @property
+    def folding_config(self):
+        return self.finn / "folding_config.json"
+
+    @property
+    def design_folded(self):
+        return self.finn / "10_design_folded.onnx"
+
+    @property
+    def design_parent(self):
+        return self.finn / "10_design_parent.onnx"
+
+    # ------------------------------------------------------------ 04 / 05: board
+    @property
+    def io_spec(self):
+        return self.deploy / "io_spec.json"
+
+    @property
+    def report(self):
+        return self.root / "report.md"
 
 
 def run_paths(cfg):
-    root = Path(cfg.RUNS_DIR) / cfg.RUN_NAME
-    return RunPaths(
-        root=root,
-        logs=root / "logs",
-        plots=root / "plots",
-        weights=root / "weights",
-        onnx=root / "onnx",
-        notebooks=root / "notebooks",
-    )
+    return RunPaths(Path(cfg.RUNS_DIR) / cfg.RUN_NAME, cfg.BUILD_DIR_NAME, cfg.DEPLOY_DIR_NAME)

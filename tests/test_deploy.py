@@ -17,6 +17,7 @@ from qonnx.util.basic import gen_finn_dt_tensor, qonnx_make_model
 from modules.board.accelerator import EmulatedAccelerator
 from modules.dataflow.setup import ensure_finn
 from modules.deployment import package as deploy
+from modules.run_paths import RunPaths
 
 CLASSES = ["smoke", "fire"]
 HW = {"domain": "finn.custom_op.fpgadataflow", "backend": "fpgadataflow"}
@@ -135,7 +136,7 @@ def package_inputs(tmp_path, monkeypatch, parent):
     notebook.write_text("{}")
     monkeypatch.setattr(deploy, "NOTEBOOK_05", notebook)
     cfg = types.SimpleNamespace(DEPLOY_DIR_NAME="deploy", FINN_PLUS_DRIVER_VERSION="1.6.1")
-    paths = types.SimpleNamespace(root=tmp_path / "run")
+    paths = RunPaths(tmp_path / "run")
     return cfg, paths, model, deploy.io_spec_from_model(parent, CLASSES)
 
 

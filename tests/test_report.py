@@ -7,11 +7,8 @@ from modules.reporting.report import save_table, write_run_report
 from modules.run_paths import run_paths
 
 
-def test_report_collects_tables_and_plots_and_marks_missing_stages(tmp_path):
-    cfg = types.SimpleNamespace(
-        RUNS_DIR=str(tmp_path), RUN_NAME="r", DATASET="demo", IMG_SIZE=32, MODEL="m",
-        EPOCHS=1, WEIGHT_BIT_WIDTH=4, ACT_BIT_WIDTH=4,
-    )  # fmt: skip
+def test_report_collects_tables_and_plots_and_marks_missing_stages(tiny_cfg, tmp_path):
+    cfg = types.SimpleNamespace(**{**vars(tiny_cfg), "RUNS_DIR": str(tmp_path), "RUN_NAME": "r"})
     paths = run_paths(cfg).ensure()
     (paths.logs / "fp32_test_metrics.json").write_text('{"mean_f1": 0.8125}')
     save_table(paths, "02_qonnx_equivalence", pd.DataFrame({"max_abs_diff": [0.0]}, ["qonnx"]))

@@ -183,11 +183,6 @@ def save_io_spec(io_spec, path):
 # ------------------------------------------------------------------ package
 
 
-def deploy_dir(cfg, paths):
-    """RunPaths.root / DEPLOY_DIR_NAME."""
-    return paths.root / cfg.DEPLOY_DIR_NAME
-
-
 def board_requirements(cfg):
     return (
         "# pip install -r requirements-board.txt on the PYNQ board (pynq is part of the image)\n"
@@ -219,7 +214,7 @@ def make_deployment_package(
 ):
     """RUN/deploy/: bitfile/ (+ .hwh), driver/, model/, io_spec.json, requirements-board.txt and
     notebook 05 — whatever of these exists. Returns the folder."""
-    target = deploy_dir(cfg, paths)
+    target = paths.deploy
     target.mkdir(parents=True, exist_ok=True)
     io_spec = json.loads(json.dumps(io_spec))  # own copy: the IODMA names may change below
     if bitfile is not None:

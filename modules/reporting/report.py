@@ -22,7 +22,7 @@ SECTIONS = [
 def save_table(paths, name, table):
     """Save a DataFrame (or Series / dict) as logs/<name>.csv for the run report."""
     frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(pd.Series(table))
-    path = Path(paths.logs) / f"{name}.csv"
+    path = paths.table(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path)
     return path
@@ -61,6 +61,6 @@ def write_run_report(paths, cfg, title="Run report"):
     ]
     for section in SECTIONS:
         lines += _section(paths, *section)
-    path = Path(paths.root) / "report.md"
+    path = paths.report
     path.write_text("\n".join(lines))
     return path

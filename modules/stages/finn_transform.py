@@ -7,7 +7,6 @@ folding JSON and `handoff.json`, which names the files the later notebooks load.
 
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
@@ -18,10 +17,6 @@ from modules.dataflow import stage_check as hw_verify
 from modules.hardware import estimates as finn_estimates
 from modules.hardware.emulator import Emulator
 from modules.training.metrics import classification_metrics
-
-
-def finn_dir(paths):
-    return Path(paths.root) / "finn"
 
 
 def quiet_finn_logs():
@@ -36,7 +31,7 @@ def compile_qonnx(cfg, paths, qonnx_path):
     quiet_finn_logs()
     return finn_flow.run_flow(
         qonnx_path,
-        finn_dir(paths),
+        paths.finn,
         finn_estimates.part_for_board(cfg.BOARD, cfg.BOARD_PARTS),
         target_fps=cfg.TARGET_FPS,
         clock_mhz=cfg.CLOCK_MHZ,
@@ -72,15 +67,14 @@ def choose_design(cfg, flow):
 
 def save_design(cfg, paths, flow, design, frontier):
     """Estimates report, folding JSON, the folded child and the parent with it; handoff.json."""
-    out = finn_dir(paths)
     budget = finn_estimates.budget_from_config(cfg)
     report = finn_estimates.save_report(
-        design, out / "estimates", budget, cfg.RESOURCE_BUDGET_FRACTION, frontier
+        design, paths.estimates, budget, cfg.RESOURCE_BUDGET_FRACTION, frontier
     )
-    folded_path = (out / "10_design_folded.onnx").resolve()
-    parent_path = out / "10_design_parent.onnx"
+    folded_path = paths.design_folded.resolve()
+    parent_path = paths.design_parent
     hw_verify.with_child(flow.parent, design.folded, folded_path).save(str(parent_path))
-    folding_path = finn_flow.save_folding_config(design.folded, out / "folding_config.json")
+    folding_path = finn_flow.save_folding_config(design.folded, paths.folding_config)
     handoff = {
         "folded_child": str(folded_path),
         "parent": str(parent_path),
@@ -89,12 +83,12 @@ def save_design(cfg, paths, flow, design, frontier):
         "fps": design.performance["fps"],
         "fits": design.fits,
     }
-    (out / "handoff.json").write_text(json.dumps(handoff, indent=2))
+    paths.handoff.write_text(json.dumps(handoff, indent=2))
     return handoff
 
 
 def load_handoff(paths):
-    path = finn_dir(paths) / "handoff.json"
+    path = paths.handoff
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run notebook 03 for this RUN_NAME first")
     return json.loads(path.read_text())
@@ -104,7 +98,7 @@ def verify_stages(cfg, flow, design, head_model, fp32_model, images, paths):
     """FP32 (context), Brevitas, QONNX, FINN-ONNX, streamlined, HW layers, partitioned and the
     chosen folded design, on the same images. Returns the equivalence table."""
     flow.folded = design.folded
-    stages = hw_verify.flow_stages(flow, head_model, str(finn_dir(paths)), fp32_model)
+    stages = hw_verify.flow_stages(flow, head_model, str(paths.finn), fp32_model)
     table, _ = hw_verify.stage_equivalence(stages, images)
     return table
 

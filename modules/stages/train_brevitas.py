@@ -22,7 +22,7 @@ def bit_widths(cfg):
 def initialise_from_fp32(cfg, model, paths):
     """Copy weights from this run's FP32 best checkpoint when config.QAT_INIT_FROM_FP32 is set
     and the file exists; returns a one-row summary of what matched."""
-    source = paths.weights / "fp32_best.pt"
+    source = paths.checkpoint("fp32")
     if not cfg.QAT_INIT_FROM_FP32 or cfg.LOAD_MODEL or not source.is_file():
         reason = "resuming" if cfg.LOAD_MODEL else f"no {source}" if cfg.QAT_INIT_FROM_FP32 else ""
         return pd.Series({"initialised from": "random init", "why": reason or "disabled"})
@@ -84,11 +84,9 @@ def stack_dataset(dataset, limit=None):
 def export_all(cfg, model, paths):
     """QONNX of the model with and without the bipolar head, stage-named in the onnx folder."""
     tag = bit_widths(cfg).tag
-    stem = paths.onnx / f"02_brevitas_{tag}"
     files = {}
     for name, net in (("logits", model), ("bipolar", bipolar_model(cfg, model))):
-        raw = stem.with_name(f"{stem.name}_{name}_qonnx.onnx")
-        clean = stem.with_name(f"{stem.name}_{name}_clean.onnx")
+        raw, clean = paths.qonnx(tag, name, cleaned=False), paths.qonnx(tag, name)
         export_qonnx_model(net, cfg.IMG_SIZE, raw, clean)
         files[f"qonnx_{name}"], files[f"qonnx_{name}_clean"] = raw, clean
     return files

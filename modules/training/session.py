@@ -91,10 +91,10 @@ def evaluate_on_test(cfg, model, data, paths, kind, checkpoint_path=None):
     result = evaluate(model, loader, loss_fn, cfg.CLASSES, cfg.DECISION_THRESHOLD, desc="test")
     decisions = decide(result.logits, cfg.DECISION_THRESHOLD)
     plot_confusion_matrices(
-        result.targets, decisions, cfg.CLASSES, paths.plots / f"{kind}_test_confusion.png"
+        result.targets, decisions, cfg.CLASSES, paths.plot(f"{kind}_test_confusion.png")
     )
-    plot_pr_curves(result.targets, result.logits, cfg.CLASSES, paths.plots / f"{kind}_test_pr.png")
-    (paths.logs / f"{kind}_test_metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    plot_pr_curves(result.targets, result.logits, cfg.CLASSES, paths.plot(f"{kind}_test_pr.png"))
+    paths.test_metrics(kind).write_text(json.dumps(result.metrics, indent=2))
     return result, metrics_table(result.metrics, cfg.CLASSES)
 
 
@@ -120,13 +120,13 @@ def prediction_grid(cfg, model, dataset, paths, kind, count=16):
         model.eval()
         logits = model(batch).numpy()
     predictions = decide(logits, cfg.DECISION_THRESHOLD)
-    path = paths.plots / f"{kind}_test_predictions.png"
+    path = paths.plot(f"{kind}_test_predictions.png")
     return plot_image_grid(images, targets, cfg.CLASSES, predictions, path)
 
 
 def export_fp32(cfg, model, dataset, paths):
     """Plain ONNX of the FP32 model, checked against PyTorch on EQUIVALENCE_IMAGES images."""
-    path = export_fp32_onnx(model, cfg.IMG_SIZE, paths.onnx / "01_fp32.onnx")
+    path = export_fp32_onnx(model, cfg.IMG_SIZE, paths.fp32_onnx)
     count = min(cfg.EQUIVALENCE_IMAGES, len(dataset))
     images = torch.stack([dataset[i][0] for i in range(count)]).numpy()
     table, _ = equivalence_table({"pytorch": torch_stage(model), "onnx": onnx_stage(path)}, images)

@@ -6,7 +6,6 @@ exactly where an uninterrupted run ends.
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -118,15 +117,15 @@ class Trainer:
 
     @property
     def last_path(self):
-        return Path(self.paths.weights) / f"{self.kind}_last.pt"
+        return self.paths.checkpoint(self.kind, "last")
 
     @property
     def best_path(self):
-        return Path(self.paths.weights) / f"{self.kind}_best.pt"
+        return self.paths.checkpoint(self.kind, "best")
 
     @property
     def log_path(self):
-        return Path(self.paths.logs) / f"{self.kind}_log.csv"
+        return self.paths.train_log(self.kind)
 
     def resume(self, path=None):
         """Continue from a checkpoint (default: this run's last one)."""

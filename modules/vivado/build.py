@@ -94,11 +94,6 @@ def toolchain_status(env=None):
 # ------------------------------------------------------------------ build configuration
 
 
-def build_dir(cfg):
-    """RUNS_DIR/RUN_NAME/BUILD_DIR_NAME."""
-    return run_paths(cfg).root / cfg.BUILD_DIR_NAME
-
-
 def clock_period_ns(cfg):
     if not cfg.CLOCK_MHZ or cfg.CLOCK_MHZ <= 0:
         raise ValueError(f"config.CLOCK_MHZ must be a positive number, got {cfg.CLOCK_MHZ!r}")
@@ -243,7 +238,7 @@ fi
 
 def write_build_folder(cfg, model_path, folding_path, root=None):
     """Model copy (+ .onnx.data), folding JSON, build config JSON + YAML and run_build.sh."""
-    root = Path(root) if root is not None else build_dir(cfg)
+    root = Path(root) if root is not None else run_paths(cfg).build
     root.mkdir(parents=True, exist_ok=True)
     model = copy_model(model_path, root)
     folding_path = Path(folding_path)
