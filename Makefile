@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= demo
 
-.PHONY: run test lint format bench netron clean-venv
+.PHONY: run test lint format bench lab netron clean-venv
 
 $(STAMP): requirements/*.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_finn.py
+
+lab: $(STAMP)
+	$(BIN)/firesmoke lab
 
 netron: $(STAMP)
 	@test -n "$(FILE)" || (echo "usage: make netron FILE=path/to/model.onnx" && exit 2)
