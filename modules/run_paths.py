@@ -93,6 +93,10 @@ class RunPaths:
 
     # ------------------------------------------------------------ 03: FINN
     @property
+    def estimate_totals(self):
+        return self.estimates / "estimates_totals.csv"
+
+    @property
     def handoff(self):
         return self.finn / "handoff.json"
 

@@ -10,7 +10,7 @@ from modules.models.architecture import build_model
 from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
-from modules.training import session as experiment
+from modules.stages import train_fp32 as experiment
 from modules.training.loss import BCELoss
 
 SIZE = 32

@@ -3,7 +3,7 @@ import pandas as pd
 import torch
 
 from modules.run_paths import run_paths
-from modules.training import session as experiment
+from modules.stages import train_fp32 as experiment
 
 
 def _trainer(cfg, run_name):

@@ -11,7 +11,7 @@ from modules.board.decisions import agreement_percent, decide
 from modules.models.quant_layers import BitWidths
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
-from modules.training import session as experiment
+from modules.stages import train_fp32 as experiment
 from modules.training.metrics import classification_metrics
 
 

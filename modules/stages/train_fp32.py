@@ -1,4 +1,5 @@
-"""The steps a training notebook calls, in order: data, model, training, test evaluation."""
+"""Notebook 01's steps (data, model, training, test evaluation, ONNX export); 02, 03 and 05 reuse
+the data and model steps."""
 
 import json
 from dataclasses import dataclass

@@ -1,0 +1,48 @@
+"""Notebook 04's steps: FINN's build folder from stage 03's hand-off, the Vivado build (or a
+clean skip that says what is missing), post-synthesis figures against the estimates, and the
+deployment package for the board."""
+
+import pandas as pd
+from qonnx.core.modelwrapper import ModelWrapper
+
+from modules.deployment.package import io_spec_from_model, make_deployment_package
+from modules.stages.finn_transform import load_handoff
+from modules.vivado import build
+
+
+def write_build_folder(cfg, paths):
+    """RUN/build/: the folded model of 03, its folding JSON, build config and run_build.sh."""
+    handoff = load_handoff(paths)
+    return build.write_build_folder(
+        cfg, handoff["folded_child"], handoff["folding_config"], root=paths.build
+    )
+
+
+def build_bitstream(folder):
+    """(toolchain status, BuildResult): built, failed, or skipped with the missing tools named."""
+    status = build.toolchain_status()
+    return status, build.run_build(folder, status)
+
+
+def synthesis_vs_estimates(paths, result):
+    """(post-synthesis vs estimate table, timing) of a finished build."""
+    utilization, timing = build.read_build_reports(result.report_dir)
+    estimates = pd.read_csv(paths.estimate_totals, index_col=0)
+    return build.synthesis_vs_estimates(utilization, estimates), timing
+
+
+def deployment_package(cfg, paths, result):
+    """RUN/deploy/ for the board, with the bitfile and driver when the build made them."""
+    handoff = load_handoff(paths)
+    io_spec = io_spec_from_model(
+        ModelWrapper(handoff["folded_child"]), cfg.CLASSES, parent=ModelWrapper(handoff["parent"])
+    )
+    return make_deployment_package(
+        cfg,
+        paths,
+        handoff["folded_child"],
+        io_spec,
+        bitfile=result.bitfile,
+        hwh=result.hwh,
+        driver_dir=result.driver_dir,
+    )
