@@ -5,6 +5,7 @@ Everything lands in RUN/finn/: the numbered stage graphs, estimates (JSON, CSV, 
 folding JSON and `handoff.json`, which names the files the later notebooks load.
 """
 
+import dataclasses
 import json
 import logging
 
@@ -97,8 +98,8 @@ def load_handoff(paths):
 def verify_stages(cfg, flow, design, head_model, fp32_model, images, paths):
     """FP32 (context), Brevitas, QONNX, FINN-ONNX, streamlined, HW layers, partitioned and the
     chosen folded design, on the same images. Returns the equivalence table."""
-    flow.folded = design.folded
-    stages = hw_verify.flow_stages(flow, head_model, str(paths.finn), fp32_model)
+    chosen = dataclasses.replace(flow, folded=design.folded)  # the flow itself stays as compiled
+    stages = hw_verify.flow_stages(chosen, head_model, str(paths.finn), fp32_model)
     table, _ = hw_verify.stage_equivalence(stages, images)
     return table
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from modules.board.decisions import decide
-from modules.data.datasets import FireSmokeDataset, build_split
+from modules.data.datasets import SPLITS, FireSmokeDataset, build_split
 from modules.data.preprocess import load_rgb, preprocess
 from modules.models.architecture import build_model
 from modules.models.quant_layers import BitWidths, build_quant_model
@@ -19,8 +19,6 @@ from modules.training.checkpoints import load_checkpoint
 from modules.training.loss import BCELoss
 from modules.training.metrics import metrics_table
 from modules.training.trainer import Trainer, evaluate, make_loader
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass

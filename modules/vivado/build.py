@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from modules.hardware.estimates import part_for_board
 from modules.run_paths import run_paths
 
 # The builder steps that follow folding, in FINN's default order (checked against
@@ -126,11 +127,11 @@ def fpga_part(cfg):
     """config.BOARD_PARTS[config.BOARD], checked against FINN's own board table."""
     from finn.util.basic import pynq_part_map
 
+    part = part_for_board(cfg.BOARD, cfg.BOARD_PARTS)
     if cfg.BOARD not in pynq_part_map:
         raise ValueError(
             f"config.BOARD {cfg.BOARD!r} is not a FINN PYNQ board; known: {sorted(pynq_part_map)}"
         )
-    part = cfg.BOARD_PARTS.get(cfg.BOARD)
     if part != pynq_part_map[cfg.BOARD]:
         raise ValueError(
             f"config.BOARD_PARTS[{cfg.BOARD!r}] is {part!r}, but FINN builds {cfg.BOARD} "
