@@ -36,10 +36,10 @@ def test_resume_after_kill_ends_like_uninterrupted_run(tiny_cfg):
 
 
 def test_training_learns_and_keeps_best_checkpoint(tiny_cfg):
-    tiny_cfg.EPOCHS = 2
+    tiny_cfg.EPOCHS = 4
     trainer, _ = _trainer(tiny_cfg, "best")
     history = trainer.fit()
-    assert history["train_loss"].notna().all()
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0], history
     best = torch.load(trainer.best_path, weights_only=True)
     assert best["metrics"]["last"]["val_mean_f1"] == history["val_mean_f1"].max()
     assert best["config"]["RUN_NAME"] == "best" and best["kind"] == "fp32"

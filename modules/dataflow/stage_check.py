@@ -7,7 +7,6 @@ checked through `despecialize`, which keeps every attribute (PE, SIMD, minimized
 """
 
 import numpy as np
-import pandas as pd
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
@@ -135,8 +134,3 @@ def _divergence(node, tensor, a, b, model):
         "max_abs_diff": float(np.abs(a.astype(np.float64) - b).max()),
         "elements_differing": int(np.count_nonzero(a != b)),
     }
-
-
-def divergence_table(model_a, model_b, images):
-    """`first_divergence` over several images, one row each."""
-    return pd.DataFrame([first_divergence(model_a, model_b, image) for image in images])

@@ -60,10 +60,3 @@ def export_qonnx_model(model, img_size, raw_path, clean_path):
     cleaned = cleanup_model(cleaned.transform(ReduceMeanToGlobalAveragePool()))
     cleaned.save(str(clean_path))
     return clean_path
-
-
-def onnx_files(path):
-    """The files that make up one exported model (keep them together when copying)."""
-    path = Path(path)
-    data = path.with_name(path.name + ".data")
-    return [path, data] if data.exists() else [path]
