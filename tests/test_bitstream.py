@@ -80,7 +80,7 @@ def test_build_config_fields(cfg, stage03):
     )
 
     model, folding = stage03
-    fields = bitstream.build_config(cfg, model, folding, "out")
+    fields = bitstream.build_config(bitstream.build_settings(cfg), model, folding, "out")
     assert fields["synth_clk_period_ns"] == pytest.approx(8.0)
     assert fields["folding_config_file"] == str(folding)
     assert fields["board"] == cfg.BOARD and fields["shell_flow_type"] == "vivado_zynq"
@@ -97,27 +97,28 @@ def test_build_config_fields(cfg, stage03):
 
 def test_build_config_without_bitfile_and_bad_board(cfg, stage03):
     model, folding = stage03
-    no_bit = types.SimpleNamespace(**{**vars(cfg), "GENERATE_BITFILE": False})
+    no_bit = bitstream.build_settings(
+        types.SimpleNamespace(**{**vars(cfg), "GENERATE_BITFILE": False})
+    )
     outputs = bitstream.build_config(no_bit, model, folding, "out")["generate_outputs"]
     assert "bitfile" not in outputs and "stitched_ip" in outputs
-    with pytest.raises(ValueError, match="config.BOARD"):
-        bitstream.build_config(
-            types.SimpleNamespace(**{**vars(cfg), "BOARD": "Zed"}), model, folding, "o"
-        )
-    wrong_part = {**vars(cfg), "BOARD_PARTS": {cfg.BOARD: "xc7z010clg400-1"}}
-    with pytest.raises(ValueError, match="config.BOARD_PARTS"):
-        bitstream.build_config(types.SimpleNamespace(**wrong_part), model, folding, "o")
-    with pytest.raises(ValueError, match="config.CLOCK_MHZ"):
-        bitstream.build_config(
-            types.SimpleNamespace(**{**vars(cfg), "CLOCK_MHZ": 0}), model, folding, "o"
-        )
+    bad = {
+        "config.BOARD": {"BOARD": "Zed"},
+        "config.BOARD_PARTS": {"BOARD_PARTS": {cfg.BOARD: "xc7z010clg400-1"}},
+        "config.CLOCK_MHZ": {"CLOCK_MHZ": 0},
+    }
+    for key, change in bad.items():
+        with pytest.raises(ValueError, match=key):
+            bitstream.build_settings(types.SimpleNamespace(**{**vars(cfg), **change}))
 
 
 def test_build_folder_content(cfg, stage03, tmp_path):
     from finn.builder.build_dataflow_config import DataflowBuildConfig
 
     model, folding = stage03
-    folder = bitstream.write_build_folder(cfg, model, folding, tmp_path / "build")
+    folder = bitstream.write_build_folder(
+        bitstream.build_settings(cfg), model, folding, tmp_path / "build"
+    )
     assert folder.model.read_bytes() == b"onnx"
     assert (folder.root / "folded.onnx.data").read_bytes() == b"weights"
     assert json.loads(folder.folding.read_text()) == json.loads(folding.read_text())
@@ -137,14 +138,20 @@ def test_build_folder_content(cfg, stage03, tmp_path):
 def test_build_folder_names_missing_inputs(cfg, stage03, tmp_path):
     model, folding = stage03
     with pytest.raises(FileNotFoundError, match="nothere.onnx"):
-        bitstream.write_build_folder(cfg, tmp_path / "nothere.onnx", folding, tmp_path / "b")
+        bitstream.write_build_folder(
+            bitstream.build_settings(cfg), tmp_path / "nothere.onnx", folding, tmp_path / "b"
+        )
     with pytest.raises(FileNotFoundError, match="nofold.json"):
-        bitstream.write_build_folder(cfg, model, tmp_path / "nofold.json", tmp_path / "b")
+        bitstream.write_build_folder(
+            bitstream.build_settings(cfg), model, tmp_path / "nofold.json", tmp_path / "b"
+        )
 
 
 def test_run_build_without_vivado_is_skipped(cfg, stage03, tmp_path):
     model, folding = stage03
-    folder = bitstream.write_build_folder(cfg, model, folding, tmp_path / "build")
+    folder = bitstream.write_build_folder(
+        bitstream.build_settings(cfg), model, folding, tmp_path / "build"
+    )
     result = bitstream.run_build(folder, status=bitstream.toolchain_status({"PATH": ""}))
     assert result.status == "skipped" and not result.built
     assert "XILINX_VIVADO" in result.reason and str(folder.script) in result.reason

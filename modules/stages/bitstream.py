@@ -13,8 +13,9 @@ from modules.vivado import build
 def write_build_folder(cfg, paths):
     """RUN/build/: the folded model of 03, its folding JSON, build config and run_build.sh."""
     handoff = load_handoff(paths)
+    settings = build.build_settings(cfg)
     return build.write_build_folder(
-        cfg, handoff["folded_child"], handoff["folding_config"], root=paths.build
+        settings, handoff["folded_child"], handoff["folding_config"], paths.build
     )
 
 

@@ -22,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 
 from modules.hardware.estimates import part_for_board
-from modules.run_paths import run_paths
 
 # The builder steps that follow folding, in FINN's default order (checked against
 # finn.builder.build_dataflow_config.default_build_dataflow_steps in build_config).
@@ -95,10 +94,32 @@ def toolchain_status(env=None):
 # ------------------------------------------------------------------ build configuration
 
 
-def clock_period_ns(cfg):
+@dataclass(frozen=True)
+class BuildSettings:
+    """What the build reads from config: board and its part, clock, which outputs to make."""
+
+    board: str
+    part: str
+    clock_mhz: float
+    generate_bitfile: bool = True
+    ooc_synth: bool = True
+
+    @property
+    def clock_period_ns(self):
+        return round(1000.0 / self.clock_mhz, 6)
+
+
+def build_settings(cfg):
+    """BuildSettings from config, checked: a FINN PYNQ board, its part, a positive clock."""
     if not cfg.CLOCK_MHZ or cfg.CLOCK_MHZ <= 0:
         raise ValueError(f"config.CLOCK_MHZ must be a positive number, got {cfg.CLOCK_MHZ!r}")
-    return round(1000.0 / cfg.CLOCK_MHZ, 6)
+    return BuildSettings(
+        board=cfg.BOARD,
+        part=fpga_part(cfg),
+        clock_mhz=cfg.CLOCK_MHZ,
+        generate_bitfile=cfg.GENERATE_BITFILE,
+        ooc_synth=cfg.OOC_SYNTH,
+    )
 
 
 def build_steps():
@@ -114,11 +135,11 @@ def build_steps():
     return steps[steps.index(FIRST_BUILD_STEP) : steps.index(LAST_BUILD_STEP) + 1]
 
 
-def _generate_outputs(cfg):
+def _generate_outputs(settings):
     outputs = ["estimate_reports", "stitched_ip"]
-    if cfg.OOC_SYNTH:
+    if settings.ooc_synth:
         outputs.append("out_of_context_synth")
-    if cfg.GENERATE_BITFILE:
+    if settings.generate_bitfile:
         outputs += ["bitfile", "pynq_driver", "deployment_package"]
     return outputs
 
@@ -140,7 +161,7 @@ def fpga_part(cfg):
     return part
 
 
-def build_config(cfg, model_path, folding_path, out_dir):
+def build_config(settings, model_path, folding_path, out_dir):
     """DataflowBuildConfig fields (plain JSON values) for the build of the stage-03 model.
 
     Paths are written as given, so relative ones stay relative to the config file (FINN's
@@ -152,12 +173,12 @@ def build_config(cfg, model_path, folding_path, out_dir):
         raise ValueError(f"{model_path}: the stage-03 model must be an .onnx file")
     fields = {
         "output_dir": str(out_dir),
-        "board": cfg.BOARD,
-        "fpga_part": fpga_part(cfg),
+        "board": settings.board,
+        "fpga_part": settings.part,
         "shell_flow_type": "vivado_zynq",
-        "synth_clk_period_ns": clock_period_ns(cfg),
+        "synth_clk_period_ns": settings.clock_period_ns,
         "folding_config_file": str(folding_path),
-        "generate_outputs": _generate_outputs(cfg),
+        "generate_outputs": _generate_outputs(settings),
         "steps": build_steps(),
         # the z7020 has no URAM, which FINN's "auto" picks for FIFOs deeper than 2028
         "large_fifo_mem_style": "block",
@@ -237,9 +258,9 @@ fi
 """
 
 
-def write_build_folder(cfg, model_path, folding_path, root=None):
+def write_build_folder(settings, model_path, folding_path, root):
     """Model copy (+ .onnx.data), folding JSON, build config JSON + YAML and run_build.sh."""
-    root = Path(root) if root is not None else run_paths(cfg).build
+    root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     model = copy_model(model_path, root)
     folding_path = Path(folding_path)
@@ -247,7 +268,7 @@ def write_build_folder(cfg, model_path, folding_path, root=None):
         raise FileNotFoundError(f"{folding_path}: folding JSON from stage 03 not found")
     folding = root / FOLDING_JSON
     shutil.copy2(folding_path, folding)
-    fields = build_config(cfg, model, FOLDING_JSON, OUTPUT_DIR)
+    fields = build_config(settings, model, FOLDING_JSON, OUTPUT_DIR)
     config_json = root / BUILD_CONFIG_JSON
     config_json.write_text(json.dumps(fields, indent=2))
     config_yaml = root / BUILD_CONFIG_YAML
