@@ -1,0 +1,1 @@
+"""Fire/smoke CNNs from PyTorch to a PYNQ FPGA: pipeline stages (stages/) over libraries by concern."""

@@ -1,0 +1,1 @@
+"""What runs on the PYNQ board (numpy only): accelerator I/O and packing, the decision rule."""

@@ -1,0 +1,1 @@
+"""The one architecture (architecture.py) and the Brevitas layer kit that quantizes it (quant_layers.py)."""

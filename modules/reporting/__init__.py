@@ -1,0 +1,1 @@
+"""Plots, the run report, the Netron viewer."""

@@ -1,0 +1,1 @@
+"""FINN's builder configuration, the Vivado build, and the parsing of Vivado's reports."""
