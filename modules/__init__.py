@@ -1,1 +1,3 @@
-"""Fire/smoke CNNs from PyTorch to a PYNQ FPGA: pipeline stages (stages/) over libraries by concern."""
+"""Fire/smoke CNNs from PyTorch to a PYNQ FPGA: pipeline stages (stages/) over libraries by
+concern.
+"""

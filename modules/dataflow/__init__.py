@@ -1,1 +1,3 @@
-"""QONNX -> FINN dataflow graph: one function per flow step, graph fixes, FINN set-up, stage checks."""
+"""QONNX -> FINN dataflow graph: one function per flow step, graph fixes, FINN set-up, stage
+checks.
+"""

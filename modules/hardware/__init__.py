@@ -1,1 +1,3 @@
-"""What the hardware will be: FINN estimates, budget and fit-to-part search, the bit-exact emulator."""
+"""What the hardware will be: FINN estimates, budget and fit-to-part search, the bit-exact
+emulator.
+"""
