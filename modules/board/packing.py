@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_BITS = 32  # float32 containers hold integers exactly only up to 24 bits anyway
+WHOLE_BYTES = {8: "<u1", 16: "<u2", 32: "<u4"}  # widths packed as little-endian unsigned words
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ def pack(values, dtype):
     if dtype.bipolar:
         codes = (codes + 1) // 2  # -1 -> bit 0, +1 -> bit 1
     codes = codes & ((1 << dtype.bits) - 1)  # two's complement for negative values
+    if dtype.bits in WHOLE_BYTES:  # each value is whole little-endian bytes: no bit work
+        as_bytes = codes.astype(WHOLE_BYTES[dtype.bits]).view(np.uint8)
+        return as_bytes.reshape(*values.shape[:-1], values.shape[-1] * dtype.bits // 8)
     bits = (codes[..., None] >> np.arange(dtype.bits)) & 1  # least significant bit first
     word = bits.reshape(*values.shape[:-1], values.shape[-1] * dtype.bits).astype(np.uint8)
     return np.packbits(word, axis=-1, bitorder="little")
@@ -81,9 +85,12 @@ def unpack(packed, dtype, count):
             f"packed data {packed.dtype} {packed.shape}: expected uint8 with "
             f"{packed_bytes(count, dtype)} bytes per word for {count} x {dtype.name}"
         )
-    bits = np.unpackbits(packed, axis=-1, bitorder="little")[..., : count * dtype.bits]
-    bits = bits.reshape(*packed.shape[:-1], count, dtype.bits).astype(np.int64)
-    codes = (bits << np.arange(dtype.bits)).sum(axis=-1)
+    if dtype.bits in WHOLE_BYTES:
+        codes = np.ascontiguousarray(packed).view(WHOLE_BYTES[dtype.bits]).astype(np.int64)
+    else:
+        bits = np.unpackbits(packed, axis=-1, bitorder="little")[..., : count * dtype.bits]
+        bits = bits.reshape(*packed.shape[:-1], count, dtype.bits).astype(np.int64)
+        codes = (bits << np.arange(dtype.bits)).sum(axis=-1)
     if dtype.bipolar:
         codes = 2 * codes - 1
     elif dtype.signed:
