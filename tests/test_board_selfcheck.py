@@ -1,9 +1,12 @@
 """`run_board.py --self-check` on a deployment package of a tiny FINN design: in this
 environment, and (slow) in a fresh virtual environment with only the board requirements."""
 
+import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import time
 import types
 
@@ -14,7 +17,10 @@ from finn.core.onnx_exec import execute_onnx
 from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
 from test_deploy import CLASSES, small_hw_model
 
+from modules.board import cli
+from modules.board.accelerator import EmulatedAccelerator, load_io_spec
 from modules.board.cli import main
+from modules.board.inference import describe
 from modules.board.self_check import load_recording, run_self_check
 from modules.data.demo_data import generate_demo_dataset
 from modules.dataflow.setup import ensure_finn
@@ -25,28 +31,37 @@ IMAGES = 6
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory):
-    """deploy/ of the tiny HW design with a self-check recording of six demo images."""
+def design(tmp_path_factory):
+    """The tiny HW design (`hw_graph_fn`), its package (`paths`: deploy/ with a self-check
+    recording of six demo images) and those labelled demo images (`demo`)."""
     ensure_finn()
     root = tmp_path_factory.mktemp("board")
     parent = small_hw_model().transform(CreateDataflowPartition(partition_model_dir=str(root)))
     child = deploy._child_and_parent(parent, None)[0]
     model = root / "child.onnx"
     child.save(str(model))
-    cfg = types.SimpleNamespace(FINN_PLUS_DRIVER_VERSION="1.6.1", DFIRE_CLASS_IDS={0: "smoke"})
+    cfg = types.SimpleNamespace(
+        FINN_PLUS_DRIVER_VERSION="1.6.1", DFIRE_CLASS_IDS={0: "smoke", 1: "fire"}
+    )
     paths = RunPaths(root / "run")
     deploy.make_deployment_package(
         cfg, paths, model, deploy.io_spec_from_model(child, CLASSES, parent=parent)
     )
     demo = generate_demo_dataset(root / "demo", {"test": IMAGES}, 48, seed=2)
     in_name, out_name = child.graph.input[0].name, child.graph.output[0].name
+
+    def hw_graph_fn(x):
+        return execute_onnx(child, {in_name: x})[out_name]
+
     deploy.write_self_check(
-        paths,
-        lambda x: execute_onnx(child, {in_name: x})[out_name],
-        sorted((demo / "test" / "images").glob("*.jpg")),
-        img_size=4,
+        paths, hw_graph_fn, sorted((demo / "test" / "images").glob("*.jpg")), img_size=4
     )
-    return paths
+    return types.SimpleNamespace(paths=paths, demo=demo / "test", hw_graph_fn=hw_graph_fn)
+
+
+@pytest.fixture(scope="module")
+def package(design):
+    return design.paths
 
 
 def corrupted_copy(paths, tmp_path):
@@ -99,6 +114,30 @@ def test_self_check_finds_each_kind_of_difference(package, tmp_path, capsys):
 def test_images_mode_without_a_board_says_why(package, capsys):
     assert main(package.board_layout(), ["--images", str(package.self_check_images)]) == 1
     assert "pynq is not installed" in capsys.readouterr().err
+
+
+def test_images_mode_prints_decisions_speed_and_metrics(design, package, monkeypatch, capsys):
+    """--images with the emulator standing in for the FPGA, on labelled demo images."""
+    layout = package.board_layout()
+    emulator = EmulatedAccelerator(load_io_spec(layout.io_spec), design.hw_graph_fn)
+    monkeypatch.setattr(cli, "open_board", lambda _: emulator)
+    assert main(layout, ["--images", str(design.demo), "--batch-size", "4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    recording = load_recording(layout.recording)
+    expected = [describe(d, CLASSES) for d in recording["decisions"]]
+    assert [line.split(": ")[1] for line in lines[:IMAGES]] == expected
+    assert re.fullmatch(rf"{IMAGES} images in \S+ s: \S+ images/s", lines[IMAGES])
+    assert re.fullmatch(rf"{IMAGES} labelled images: smoke F1 .* mean F1 \S+", lines[IMAGES + 1])
+
+
+def test_board_notebook_runs_to_the_board_without_one(package):
+    """The board notebook's cells, run as a script in deploy/: the self-check passes, then the
+    FPGA cell stops because there is no board."""
+    notebook = json.loads(package.board_notebook.read_text())
+    code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
+    result = run_board_python(sys.executable, ["-c", code], package.deploy)
+    assert f"self-check: {IMAGES}/{IMAGES} decisions equal" in result.stdout
+    assert result.returncode == 1 and "pynq is not installed" in result.stderr
 
 
 # ------------------------------------------------------------------ the board's environment
