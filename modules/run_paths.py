@@ -118,6 +118,68 @@ class RunPaths:
         return self.deploy / "io_spec.json"
 
     @property
+    def deploy_bitfiles(self):
+        return self.deploy / "bitfile"
+
+    @property
+    def deploy_driver(self):
+        return self.deploy / "driver"
+
+    @property
+    def deploy_runtime_weights(self):
+        return self.deploy_driver / "runtime_weights"
+
+    @property
+    def deploy_model(self):
+        return self.deploy / "model"
+
+    @property
+    def board_runtime(self):
+        """The board runtime package (a copy of modules/board/)."""
+        return self.deploy / "firesmoke_board"
+
+    @property
+    def board_script(self):
+        return self.deploy / "run_board.py"
+
+    @property
+    def board_notebook(self):
+        return self.deploy / "board_inference.ipynb"
+
+    @property
+    def board_requirements(self):
+        return self.deploy / "requirements-board.txt"
+
+    @property
+    def self_check(self):
+        """Emulator outputs for a few images, replayed by `run_board.py --self-check`."""
+        return self.deploy / "self_check"
+
+    @property
+    def self_check_recording(self):
+        return self.self_check / "recording.npz"
+
+    @property
+    def self_check_images(self):
+        return self.self_check / "images"
+
+    def board_layout_names(self):
+        """{DeployLayout field: path relative to deploy/}: what run_board.py is written with."""
+        located = {
+            "io_spec": self.io_spec,
+            "bitfile_dir": self.deploy_bitfiles,
+            "runtime_weights": self.deploy_runtime_weights,
+            "recording": self.self_check_recording,
+            "recording_images": self.self_check_images,
+        }
+        return {key: path.relative_to(self.deploy).as_posix() for key, path in located.items()}
+
+    def board_layout(self):
+        from modules.board.layout import DeployLayout
+
+        return DeployLayout.at(self.deploy, self.board_layout_names())
+
+    @property
     def report(self):
         return self.root / "report.md"
 

@@ -16,6 +16,7 @@ from modules.board.accelerator import (
     unpack_tensor,
 )
 from modules.deployment.package import packed_shape
+from modules.run_paths import RunPaths
 
 RNG = np.random.default_rng(0)
 
@@ -177,31 +178,33 @@ def test_throughput_is_labelled():
 
 
 @pytest.fixture
-def deploy_dir(tmp_path):
+def layout(tmp_path):
     spec = make_spec()
     spec["io_shape_dict"] = {"idma_names": ["idma0"], "odma_names": ["odma0"]}
-    (tmp_path / "io_spec.json").write_text(json.dumps(spec))
-    return tmp_path
+    paths = RunPaths(tmp_path)
+    paths.deploy.mkdir()
+    paths.io_spec.write_text(json.dumps(spec))
+    return paths.board_layout()
 
 
 def _cfg(backend="auto"):
     return types.SimpleNamespace(ACCELERATOR_BACKEND=backend)
 
 
-def test_auto_falls_back_to_the_emulator(deploy_dir, monkeypatch, capsys):
+def test_auto_falls_back_to_the_emulator(layout, monkeypatch, capsys):
     monkeypatch.setattr(accelerator, "pynq_available", lambda: False)
-    chosen = make_accelerator(_cfg(), deploy_dir, hw_graph_fn=channel_means_positive)
+    chosen = make_accelerator(_cfg(), layout, hw_graph_fn=channel_means_positive)
     assert isinstance(chosen, EmulatedAccelerator)
     assert "pynq is not installed" in capsys.readouterr().out
     with pytest.raises(ValueError, match="hw_graph_fn.*pynq"):
-        make_accelerator(_cfg(), deploy_dir)
+        make_accelerator(_cfg(), layout)
     with pytest.raises(RuntimeError, match="board backend requested.*pynq.*bitfile"):
-        make_accelerator(_cfg("board"), deploy_dir)
+        make_accelerator(_cfg("board"), layout)
 
 
-def test_auto_picks_the_board_and_override_wins(deploy_dir, monkeypatch):
-    (deploy_dir / "bitfile").mkdir()
-    (deploy_dir / "bitfile" / "finn-accel.bit").write_bytes(b"bit")
+def test_auto_picks_the_board_and_override_wins(layout, monkeypatch):
+    layout.bitfile_dir.mkdir()
+    (layout.bitfile_dir / "finn-accel.bit").write_bytes(b"bit")
     monkeypatch.setattr(accelerator, "pynq_available", lambda: True)
     opened = []
 
@@ -211,17 +214,17 @@ def test_auto_picks_the_board_and_override_wins(deploy_dir, monkeypatch):
             super().__init__(reply=None)
 
     monkeypatch.setattr(accelerator, "FinnDriverDma", FakeDriverDma)
-    chosen = make_accelerator(_cfg(), deploy_dir, hw_graph_fn=channel_means_positive)
+    chosen = make_accelerator(_cfg(), layout, hw_graph_fn=channel_means_positive)
     assert isinstance(chosen, BoardAccelerator) and not chosen.is_emulated
     assert opened == [("finn-accel.bit", ["idma0"], "runtime_weights")]
     emulated = make_accelerator(
-        _cfg(), deploy_dir, hw_graph_fn=channel_means_positive, backend="emulator"
+        _cfg(), layout, hw_graph_fn=channel_means_positive, backend="emulator"
     )
     assert isinstance(emulated, EmulatedAccelerator)
 
 
-def test_unknown_backend_and_missing_spec(deploy_dir, tmp_path):
+def test_unknown_backend_and_missing_spec(layout, tmp_path):
     with pytest.raises(ValueError, match="ACCELERATOR_BACKEND"):
-        make_accelerator(_cfg("fpga"), deploy_dir)
+        make_accelerator(_cfg("fpga"), layout)
     with pytest.raises(FileNotFoundError, match="io_spec.json"):
-        make_accelerator(_cfg(), tmp_path / "nothing")
+        make_accelerator(_cfg(), RunPaths(tmp_path / "nothing").board_layout())

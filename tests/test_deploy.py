@@ -127,15 +127,14 @@ def test_emulated_accelerator_equals_the_parent_graph(parent):
 
 
 @pytest.fixture
-def package_inputs(tmp_path, monkeypatch, parent):
+def package_inputs(tmp_path, parent):
     model = tmp_path / "in" / "folded.onnx"
     model.parent.mkdir()
     model.write_bytes(b"onnx")
     model.with_name("folded.onnx.data").write_bytes(b"weights")
-    notebook = tmp_path / "in" / "05_pynq_inference.ipynb"
-    notebook.write_text("{}")
-    monkeypatch.setattr(deploy, "NOTEBOOK_05", notebook)
-    cfg = types.SimpleNamespace(DEPLOY_DIR_NAME="deploy", FINN_PLUS_DRIVER_VERSION="1.6.1")
+    cfg = types.SimpleNamespace(
+        DEPLOY_DIR_NAME="deploy", FINN_PLUS_DRIVER_VERSION="1.6.1", DFIRE_CLASS_IDS={0: "smoke"}
+    )
     paths = RunPaths(tmp_path / "run")
     return cfg, paths, model, deploy.io_spec_from_model(parent, CLASSES)
 
@@ -159,15 +158,25 @@ def test_package_with_bitfile_and_driver(package_inputs, tmp_path):
     saved = json.loads((folder / "io_spec.json").read_text())
     assert saved["io_shape_dict"]["idma_names"] == ["idma_x"]  # the built driver's names win
     assert saved["input"] == spec["input"]
+    assert saved["label_class_ids"] == {"0": "smoke"}
     requirements = (folder / "requirements-board.txt").read_text()
     assert "finn-plus-driver==1.6.1" in requirements and "numpy<2" in requirements
-    assert (folder / "05_pynq_inference.ipynb").is_file()
+    assert "opencv-python-headless" in requirements
 
 
-def test_package_without_bitstream(package_inputs):
+def test_package_without_bitstream_is_the_runtime_and_no_repo_notebook(package_inputs):
     cfg, paths, model, spec = package_inputs
     folder = deploy.make_deployment_package(cfg, paths, model, spec)
     names = sorted(p.name for p in folder.iterdir())
-    assert names == ["05_pynq_inference.ipynb", "io_spec.json", "model", "requirements-board.txt"]
+    assert names == [
+        "board_inference.ipynb", "firesmoke_board", "io_spec.json", "model",
+        "requirements-board.txt", "run_board.py",
+    ]  # fmt: skip
+    runtime = sorted(p.name for p in (folder / "firesmoke_board").iterdir())
+    assert {"accelerator.py", "packing.py", "preprocess.py", "decisions.py"} <= set(runtime)
+    assert runtime == sorted(p.name for p in deploy.BOARD_RUNTIME.glob("*.py"))
+    assert not any("05_" in name for name in names)  # notebook 05 needs the repo: not shipped
     saved = json.loads((folder / "io_spec.json").read_text())
     assert saved["io_shape_dict"]["idma_names"] == ["idma0"]
+    script = (folder / "run_board.py").read_text()
+    assert "'recording': 'self_check/recording.npz'" in script

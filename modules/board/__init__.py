@@ -1,1 +1,3 @@
-"""What runs on the PYNQ board (numpy only): accelerator I/O and packing, the decision rule."""
+"""What runs on the PYNQ board: numpy + OpenCV only, copied into the deployment package as
+firesmoke_board (accelerator I/O and packing, preprocessing, the decision rule, self-check).
+"""

@@ -7,8 +7,8 @@ emulated backend unpacks them, runs the bit-exact HW graph (`hw_graph_fn`) and p
 output, so packing bugs show up in either. All shapes and datatypes come from io_spec.json
 (`modules/deployment/package.py`).
 
-This module runs on the board too: no torch or FINN compiler imports at module level, and
-the packing comes from finn-plus-driver there (a copy of finn.util.data_packing).
+This module runs on the board too (copied into the deployment package as `firesmoke_board`):
+numpy and the sibling modules only, and finn-plus-driver imported lazily, on the board.
 """
 
 import copy
@@ -20,60 +20,29 @@ from pathlib import Path
 
 import numpy as np
 
-from modules.board.decisions import decide
+from .decisions import decide
+from .packing import datatype, pack, unpack
 
-IO_SPEC_FILE = "io_spec.json"
 BACKENDS = ("auto", "board", "emulator")
 
 
 # ------------------------------------------------------------------ FINN's packing
 
 
-def _packing():
-    try:
-        from finn.util import data_packing
-    except ImportError:  # on the board only the runtime package is installed
-        from finn_plus_driver import packing as data_packing
-    return data_packing
-
-
-def _datatype(name):
-    from qonnx.core.datatype import DataType
-
-    return DataType[name]
-
-
-def _container(values, datatype):
-    """Whole-byte integer containers take FINN's fast packing path (as the driver does for
-    UINT8/INT8 input); the bytes are the same as from float values."""
-    numpy_type = {"UINT8": np.uint8, "INT8": np.int8}.get(datatype.name)
-    return values.astype(numpy_type) if numpy_type is not None else values.astype(np.float32)
-
-
 def pack_tensor(values_normal, port):
     """Normal-shape values (N, ...) -> packed bytes (N, *shape_packed[1:]) for `port`
     (io_spec["input"] or io_spec["output"])."""
-    datatype = _datatype(port["finn_datatype"])
     values = np.asarray(values_normal)
     folded = values.reshape(len(values), *port["shape_folded"][1:])
-    packed = _packing().finnpy_to_packed_bytearray(
-        _container(folded, datatype), datatype, reverse_inner=True, reverse_endian=True
-    )
-    return np.ascontiguousarray(packed, dtype=np.uint8)
+    return pack(folded, datatype(port["finn_datatype"]))
 
 
 def unpack_tensor(packed, port):
     """Packed bytes (N, *shape_packed[1:]) -> float32 values in normal shape (N, ...)."""
     packed = np.ascontiguousarray(packed, dtype=np.uint8)
     count = len(packed)
-    folded = _packing().packed_bytearray_to_finnpy(
-        packed,
-        _datatype(port["finn_datatype"]),
-        (count, *port["shape_folded"][1:]),
-        reverse_inner=True,
-        reverse_endian=True,
-    )
-    return np.asarray(folded, dtype=np.float32).reshape(count, *port["shape_normal"][1:])
+    folded = unpack(packed, datatype(port["finn_datatype"]), port["shape_folded"][-1])
+    return folded.reshape(count, *port["shape_normal"][1:])
 
 
 def to_accelerator_layout(images, io_spec):
@@ -88,10 +57,10 @@ def to_accelerator_layout(images, io_spec):
             f"images have shape {values.shape}; the accelerator takes "
             f"(N, {', '.join(map(str, host_shape[1:]))}) in {port['host_layout']} layout"
         )
-    datatype = _datatype(port["finn_datatype"])
-    if not np.all(datatype.allowed(values)):
+    dtype = datatype(port["finn_datatype"])
+    if not np.all(dtype.allowed(values)):
         raise ValueError(
-            f"image values must be {datatype.name} (integers {datatype.min()}..{datatype.max()}, "
+            f"image values must be {dtype.name} (integers {dtype.min}..{dtype.max}, "
             f"as preprocess() gives); got {values.min()}..{values.max()}"
         )
     if port["host_layout"] == "NCHW" and port["layout"] == "NHWC":
@@ -233,13 +202,13 @@ class EmulatedAccelerator(Accelerator):
 def load_io_spec(path):
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no {IO_SPEC_FILE} (make the deployment package first)")
+        raise FileNotFoundError(f"{path}: no io_spec (make the deployment package first)")
     return json.loads(path.read_text())
 
 
-def find_bitfile(deploy_dir):
+def find_bitfile(bitfile_dir):
     """The deployment package's .bit file, or None."""
-    bitfiles = sorted((Path(deploy_dir) / "bitfile").glob("*.bit"))
+    bitfiles = sorted(Path(bitfile_dir).glob("*.bit"))
     return bitfiles[0] if bitfiles else None
 
 
@@ -247,18 +216,30 @@ def pynq_available():
     return importlib.util.find_spec("pynq") is not None
 
 
-def board_unavailable_reasons(deploy_dir):
+def board_unavailable_reasons(layout):
     """Why the board backend cannot run here (empty list: it can)."""
     reasons = []
     if not pynq_available():
         reasons.append("pynq is not installed (not running on a PYNQ board)")
-    if find_bitfile(deploy_dir) is None:
-        reasons.append(f"no .bit file in {Path(deploy_dir) / 'bitfile'} (bitstream not built)")
+    if find_bitfile(layout.bitfile_dir) is None:
+        reasons.append(f"no .bit file in {layout.bitfile_dir} (bitstream not built)")
     return reasons
 
 
-def make_accelerator(cfg, deploy_dir, hw_graph_fn=None, backend=None, dma=None):
-    """The board when pynq imports and the package has a bitfile, else the emulator.
+def open_board(layout, dma=None):
+    """The FPGA of a deployment package (a `DeployLayout`); `dma` replaces its DMA (tests)."""
+    reasons = [] if dma is not None else board_unavailable_reasons(layout)
+    if reasons:
+        raise RuntimeError("board backend requested, but " + "; ".join(reasons))
+    bitfile = find_bitfile(layout.bitfile_dir)
+    print(f"accelerator: board ({bitfile})")
+    io_spec = load_io_spec(layout.io_spec)
+    return BoardAccelerator(io_spec, bitfile, dma=dma, runtime_weight_dir=layout.runtime_weights)
+
+
+def make_accelerator(cfg, layout, hw_graph_fn=None, backend=None, dma=None):
+    """The board when pynq imports and the package (`layout`, a DeployLayout) has a bitfile,
+    else the emulator.
 
     `backend` ("auto" | "board" | "emulator") overrides config.ACCELERATOR_BACKEND; `dma`
     replaces the board's DMA layer (tests).
@@ -266,19 +247,10 @@ def make_accelerator(cfg, deploy_dir, hw_graph_fn=None, backend=None, dma=None):
     backend = backend or cfg.ACCELERATOR_BACKEND
     if backend not in BACKENDS:
         raise ValueError(f"config.ACCELERATOR_BACKEND {backend!r}: expected one of {BACKENDS}")
-    deploy_dir = Path(deploy_dir)
-    io_spec = load_io_spec(deploy_dir / IO_SPEC_FILE)
-    reasons = [] if dma is not None else board_unavailable_reasons(deploy_dir)
+    io_spec = load_io_spec(layout.io_spec)
+    reasons = [] if dma is not None else board_unavailable_reasons(layout)
     if backend == "board" or (backend == "auto" and not reasons):
-        if reasons:
-            raise RuntimeError("board backend requested, but " + "; ".join(reasons))
-        print(f"accelerator: board ({find_bitfile(deploy_dir)})")
-        return BoardAccelerator(
-            io_spec,
-            find_bitfile(deploy_dir),
-            dma=dma,
-            runtime_weight_dir=deploy_dir / "driver" / "runtime_weights",
-        )
+        return open_board(layout, dma)
     if hw_graph_fn is None:
         raise ValueError(
             "the emulator backend needs hw_graph_fn (the bit-exact HW graph of stage 03)"

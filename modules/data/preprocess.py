@@ -1,41 +1,22 @@
-"""Image -> model input, shared by training, export and the board; plus training augmentation.
+"""Image -> model input for training, export and emulation; plus training augmentation.
 
-`preprocess` is the one definition of what the model sees: RGB, square resize with INTER_AREA,
-float32 CHW in the uint8 range 0..255 (the model scales to 0..1 inside itself, so the exported
-graph takes raw pixels). Keep training concerns out of it.
+What the model sees is defined once, in the board runtime (`modules/board/preprocess.py`: RGB,
+square INTER_AREA resize, CHW 0..255); `preprocess` only hands that to torch as float32. Keep
+training concerns out of it.
 """
-
-from pathlib import Path
 
 import albumentations as A
 import cv2
-import numpy as np
 import torch
 
+from modules.board.preprocess import load_rgb, resize_square, to_input
 
-def load_rgb(path):
-    """Read an image file as RGB HWC uint8; raises OSError naming the file if it cannot."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise OSError(f"cannot read image {Path(path)} (missing, corrupt or not an image)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def resize_square(rgb_uint8, img_size):
-    """Resize to img_size x img_size (aspect ratio not kept); INTER_AREA averages when shrinking."""
-    if rgb_uint8.shape[:2] == (img_size, img_size):
-        return rgb_uint8
-    return cv2.resize(rgb_uint8, (img_size, img_size), interpolation=cv2.INTER_AREA)
+__all__ = ["build_augmentation", "load_rgb", "preprocess", "resize_square"]
 
 
 def preprocess(rgb_uint8, img_size):
     """RGB HWC uint8 -> torch float32 CHW (3, img_size, img_size) with values 0..255."""
-    if rgb_uint8.dtype != np.uint8 or rgb_uint8.ndim != 3 or rgb_uint8.shape[2] != 3:
-        raise ValueError(
-            f"preprocess expects an RGB HWC uint8 image, got {rgb_uint8.dtype} {rgb_uint8.shape}"
-        )
-    resized = resize_square(rgb_uint8, img_size)
-    return torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))).float()
+    return torch.from_numpy(to_input(rgb_uint8, img_size)).float()
 
 
 def build_augmentation():

@@ -13,11 +13,13 @@ import math
 import shutil
 from pathlib import Path
 
-from modules.board.accelerator import IO_SPEC_FILE
+import numpy as np
+
+from modules import board as board_runtime
+from modules.board.accelerator import EmulatedAccelerator, load_io_spec
+from modules.board.self_check import record_self_check
 from modules.vivado.build import copy_model
 
-BOARD_REQUIREMENTS_FILE = "requirements-board.txt"
-NOTEBOOK_05 = Path(__file__).resolve().parents[1] / "notebooks" / "05_pynq_inference.ipynb"
 NCHW_TO_NHWC = [0, 2, 3, 1]
 
 # FINN's generated driver packs with both reversals (driver pack_input / unpack_output)
@@ -182,12 +184,36 @@ def save_io_spec(io_spec, path):
 
 # ------------------------------------------------------------------ package
 
+BOARD_RUNTIME = Path(board_runtime.__file__).resolve().parent  # modules/board: copied as is
+BOARD_NOTEBOOK = BOARD_RUNTIME / "board_inference.ipynb"
+
+RUN_BOARD_SCRIPT = """\
+\"\"\"Fire/smoke accelerator on the PYNQ board (written by notebook 04): python run_board.py -h
+
+Runs next to its firesmoke_board/ package; needs only requirements-board.txt.
+\"\"\"
+
+import sys
+from pathlib import Path
+
+from firesmoke_board.cli import main
+from firesmoke_board.layout import DeployLayout
+
+LAYOUT = DeployLayout.at(Path(__file__).resolve().parent, {names!r})
+
+if __name__ == "__main__":
+    sys.exit(main(LAYOUT))
+"""
+
 
 def board_requirements(cfg):
+    """What the board runtime imports (numpy, OpenCV) plus FINN's driver for the DMA."""
     return (
         "# pip install -r requirements-board.txt on the PYNQ board (pynq is part of the image)\n"
-        f"finn-plus-driver=={cfg.FINN_PLUS_DRIVER_VERSION}\n"
         "numpy<2  # PYNQ images ship numpy 1.x; finn-plus-driver pins it too\n"
+        "# PYNQ-Z1/Z2 images (armv7l) ship OpenCV; PyPI has no armv7l wheel to build against\n"
+        'opencv-python-headless<4.12; platform_machine != "armv7l"  # 4.12+ needs numpy 2\n'
+        f"finn-plus-driver=={cfg.FINN_PLUS_DRIVER_VERSION}\n"
     )
 
 
@@ -209,22 +235,48 @@ def _driver_io_names(driver_dir):
     return {key: shapes[key] for key in ("idma_names", "odma_names") if key in shapes}
 
 
+def copy_board_runtime(paths):
+    """modules/board/*.py -> deploy/firesmoke_board/, plus run_board.py and the board notebook."""
+    runtime = paths.board_runtime
+    if runtime.exists():
+        shutil.rmtree(runtime)  # no stale modules from an older runtime
+    runtime.mkdir(parents=True)
+    for source in sorted(BOARD_RUNTIME.glob("*.py")):
+        shutil.copy2(source, runtime / source.name)
+    paths.board_script.write_text(RUN_BOARD_SCRIPT.format(names=paths.board_layout_names()))
+    shutil.copy2(BOARD_NOTEBOOK, paths.board_notebook)
+
+
 def make_deployment_package(
     cfg, paths, model_path, io_spec, bitfile=None, hwh=None, driver_dir=None
 ):
-    """RUN/deploy/: bitfile/ (+ .hwh), driver/, model/, io_spec.json, requirements-board.txt and
-    notebook 05 — whatever of these exists. Returns the folder."""
+    """RUN/deploy/: the board runtime (firesmoke_board/, run_board.py, board notebook),
+    io_spec.json, requirements-board.txt, model/, and bitfile/ (+ .hwh) and driver/ when
+    built. Self-contained: nothing on the board imports the repo. Returns the folder."""
     target = paths.deploy
     target.mkdir(parents=True, exist_ok=True)
     io_spec = json.loads(json.dumps(io_spec))  # own copy: the IODMA names may change below
+    io_spec["label_class_ids"] = {str(k): v for k, v in cfg.DFIRE_CLASS_IDS.items()}
     if bitfile is not None:
-        _copy_bitfile(bitfile, hwh, target / "bitfile")
+        _copy_bitfile(bitfile, hwh, paths.deploy_bitfiles)
     if driver_dir is not None:
-        shutil.copytree(driver_dir, target / "driver", dirs_exist_ok=True)
+        shutil.copytree(driver_dir, paths.deploy_driver, dirs_exist_ok=True)
         io_spec["io_shape_dict"].update(_driver_io_names(driver_dir))
-    copy_model(model_path, target / "model")
-    save_io_spec(io_spec, target / IO_SPEC_FILE)
-    (target / BOARD_REQUIREMENTS_FILE).write_text(board_requirements(cfg))
-    if NOTEBOOK_05.is_file():
-        shutil.copy2(NOTEBOOK_05, target / NOTEBOOK_05.name)
+    copy_model(model_path, paths.deploy_model)
+    save_io_spec(io_spec, paths.io_spec)
+    paths.board_requirements.write_text(board_requirements(cfg))
+    copy_board_runtime(paths)
     return target
+
+
+def write_self_check(paths, hw_graph_fn, image_paths, img_size):
+    """Record the emulator (`hw_graph_fn`, the bit-exact HW graph) on `image_paths`, preprocessed
+    by the repo's `preprocess`, for `run_board.py --self-check`. Returns the recording."""
+    from modules.data.preprocess import load_rgb, preprocess
+
+    inputs = np.stack([preprocess(load_rgb(p), img_size).numpy() for p in image_paths])
+    layout = paths.board_layout()
+    emulator = EmulatedAccelerator(load_io_spec(layout.io_spec), hw_graph_fn)
+    if paths.self_check.exists():
+        shutil.rmtree(paths.self_check)
+    return record_self_check(emulator, list(image_paths), inputs, layout)

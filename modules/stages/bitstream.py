@@ -5,7 +5,13 @@ deployment package for the board."""
 import pandas as pd
 from qonnx.core.modelwrapper import ModelWrapper
 
-from modules.deployment.package import io_spec_from_model, make_deployment_package
+from modules.data.datasets import build_split
+from modules.deployment.package import (
+    io_spec_from_model,
+    make_deployment_package,
+    write_self_check,
+)
+from modules.hardware.emulator import Emulator
 from modules.stages.finn_transform import load_handoff
 from modules.vivado import build
 
@@ -47,3 +53,12 @@ def deployment_package(cfg, paths, result):
         hwh=result.hwh,
         driver_dir=result.driver_dir,
     )
+
+
+def record_self_check(cfg, paths, count):
+    """The emulated accelerator on `count` test images, recorded into the package for
+    `run_board.py --self-check` (which replays it through the board runtime, no board needed)."""
+    handoff = load_handoff(paths)
+    samples = build_split(cfg, "test")[0][:count]
+    emulator = Emulator(ModelWrapper(handoff["folded_child"]))
+    return write_self_check(paths, emulator, [s.image_path for s in samples], cfg.IMG_SIZE)

@@ -1,0 +1,124 @@
+"""Self-check of the board runtime without a board: replay recorded accelerator outputs.
+
+Notebook 04 records, for a few test images, what the bit-exact emulator did: the image files, the
+UINT8 input tensors, the bytes sent to the accelerator, the bytes it returned, their unpacked
+values and the decisions. `run_self_check` sends the image files through the same runtime as
+the board (preprocessing, packing, BoardAccelerator, unpacking, decisions), with a DMA that
+answers from the recording instead of the FPGA. An image passes when every step gives exactly
+what was recorded. Numpy only: this runs in the board environment.
+"""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .accelerator import (
+    BoardAccelerator,
+    load_io_spec,
+    pack_tensor,
+    to_accelerator_layout,
+    unpack_tensor,
+)
+from .preprocess import image_file_input, input_size
+
+FIELDS = ("names", "inputs", "packed_in", "packed_out", "outputs", "decisions")
+
+
+def record_self_check(accelerator, image_paths, inputs, layout):
+    """Record `accelerator` (the emulator) on `image_paths`, whose model inputs the repo's
+    preprocessing gave as `inputs` (N, C, H, W); copies the images. Returns the recording."""
+    if len(image_paths) != len(inputs) or not len(inputs):
+        raise ValueError(f"{len(image_paths)} image files but {len(inputs)} input tensors")
+    layout.recording_images.mkdir(parents=True, exist_ok=True)
+    names = [f"{i:03d}_{Path(p).name}" for i, p in enumerate(image_paths)]
+    for path, name in zip(image_paths, names, strict=True):
+        shutil.copy2(path, layout.recording_images / name)
+    io_spec = accelerator.io_spec
+    packed_in = pack_tensor(to_accelerator_layout(inputs, io_spec), io_spec["input"])
+    packed_out = accelerator.execute_packed(packed_in)
+    outputs = unpack_tensor(packed_out, io_spec["output"])
+    recording = {
+        "names": np.array(names),
+        "inputs": np.asarray(inputs).astype(np.uint8),
+        "packed_in": packed_in,
+        "packed_out": np.asarray(packed_out, dtype=np.uint8),
+        "outputs": outputs,
+        "decisions": accelerator.decisions(outputs),
+    }
+    np.savez(layout.recording, **recording)
+    return recording
+
+
+class ReplayDma:
+    """Stands in for the FPGA's DMA: answers recorded input bytes with the recorded output
+    bytes; input bytes that were never recorded are an error (preprocessing or packing differ)."""
+
+    def __init__(self, packed_in, packed_out):
+        self.replies = {
+            bytes(sent): reply for sent, reply in zip(packed_in, packed_out, strict=True)
+        }
+
+    def transfer(self, packed_in):
+        unknown = [i for i, row in enumerate(packed_in) if bytes(row) not in self.replies]
+        if unknown:
+            raise LookupError(f"input bytes of batch rows {unknown} are not in the recording")
+        return np.stack([self.replies[bytes(row)] for row in packed_in])
+
+
+@dataclass
+class CheckResult:
+    name: str
+    problems: list
+
+    @property
+    def ok(self):
+        return not self.problems
+
+
+def load_recording(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no self-check recording (notebook 04 writes it)")
+    with np.load(path, allow_pickle=False) as data:
+        missing = [key for key in FIELDS if key not in data]
+        if missing:
+            raise ValueError(f"{path}: recording lacks {missing}")
+        return {key: data[key] for key in FIELDS}
+
+
+def check_image(board, recording, index, images_dir):
+    """Problems (empty: none) of one recorded image through the board runtime."""
+    name = str(recording["names"][index])
+    try:
+        x = image_file_input(Path(images_dir) / name, input_size(board.io_spec))
+    except OSError as error:
+        return CheckResult(name, [str(error)])
+    problems = []
+    if not np.array_equal(x, recording["inputs"][index]):
+        problems.append("preprocessed input differs from the recorded tensor")
+    try:
+        outputs = board.run(x[None])
+    except LookupError:
+        return CheckResult(name, [*problems, "packed input bytes differ from the recording"])
+    if not np.array_equal(outputs[0], recording["outputs"][index]):
+        problems.append("unpacked outputs differ from the recording")
+    if not np.array_equal(board.decisions(outputs)[0], recording["decisions"][index]):
+        problems.append("decisions differ from the recording")
+    return CheckResult(name, problems)
+
+
+def run_self_check(layout):
+    """Every recorded image through the board runtime; returns the CheckResults."""
+    recording = load_recording(layout.recording)
+    dma = ReplayDma(recording["packed_in"], recording["packed_out"])
+    board = BoardAccelerator(load_io_spec(layout.io_spec), dma=dma)
+    return [
+        check_image(board, recording, i, layout.recording_images)
+        for i in range(len(recording["names"]))
+    ]
+
+
+def summary_line(results):
+    return f"self-check: {sum(r.ok for r in results)}/{len(results)} decisions equal"
