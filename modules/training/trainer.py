@@ -16,6 +16,8 @@ from modules.board.decisions import decide
 from modules.training.checkpoints import load_checkpoint, restore_rng_states, save_checkpoint
 from modules.training.metrics import classification_metrics
 
+OPTIMIZERS = ("adam", "sgd")
+
 
 def build_optimizer(model, cfg):
     name = cfg.OPTIMIZER.lower()
