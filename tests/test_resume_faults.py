@@ -63,9 +63,8 @@ def test_resume_with_changed_settings_lists_them(run):
     cfg.SEED, cfg.LEARNING_RATE = 7, 0.01
     with pytest.raises(ValueError, match="RESUME_ALLOW_CHANGES") as error:
         _trainer(cfg)
-    assert "SEED: 42 -> 7" in str(error.value) and "LEARNING_RATE: 0.001 -> 0.01" in str(
-        error.value
-    )
+    message = str(error.value)
+    assert "SEED: 42 -> 7" in message and "LEARNING_RATE: 0.001 -> 0.01" in message
 
 
 def test_allowed_change_reaches_the_optimizer(run):
