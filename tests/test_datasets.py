@@ -3,6 +3,7 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -15,6 +16,8 @@ from modules.data.yolo_labels import (
     UNKNOWN_CLASS_ID,
     WRONG_FIELD_COUNT,
 )
+from modules.run_paths import RunPaths
+from modules.training.session import prepare_data
 
 CLASSES = ["smoke", "fire"]
 DFIRE_IDS = {0: "smoke", 1: "fire"}
@@ -416,3 +419,14 @@ def test_augmentation_does_not_depend_on_worker_count(plain_samples):
         loader = torch.utils.data.DataLoader(dataset, batch_size=6, num_workers=workers)
         batches.append(next(iter(loader))[0])
     assert torch.equal(batches[0], batches[1])
+
+
+def test_prepare_data_lists_every_skipped_file_in_the_run_folder(tmp_path):
+    make_dfire(tmp_path / "dfire")
+    make_plain_dfire(tmp_path / "dfire", "test", 4)
+    paths = RunPaths(tmp_path / "run")
+    data = prepare_data(make_cfg(tmp_path, IMG_SIZE=16, AUGMENT=False, SEED=0), paths)
+    listed = pd.read_csv(paths.data_skips)
+    assert len(listed) == sum(part.report.n_skipped for part in data.values()) == 12
+    assert set(listed["set"]) == {"D-Fire train"}
+    assert str(tmp_path / "dfire" / "train" / "labels" / "classes.yaml") in set(listed["file"])

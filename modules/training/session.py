@@ -4,6 +4,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from modules.board.decisions import decide
@@ -14,7 +15,7 @@ from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_fp32_onnx
 from modules.reporting.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
-from modules.training.checkpoints import load_checkpoint
+from modules.training.checkpoints import atomic_write_text, load_checkpoint
 from modules.training.loss import BCELoss
 from modules.training.metrics import metrics_table
 from modules.training.trainer import Trainer, evaluate, make_loader
@@ -28,13 +29,17 @@ class SplitData:
     report: object
 
 
-def prepare_data(cfg):
-    """Datasets for train (augmented), val and test (the demo data is generated on first use)."""
+def prepare_data(cfg, paths=None):
+    """Datasets for train (augmented), val and test (the demo data is generated on first use);
+    with `paths`, every skipped file is listed in the run's data_skips CSV."""
     data = {}
     for split in SPLITS:
         samples, report = build_split(cfg, split)
         augment = split == "train" and cfg.AUGMENT
         data[split] = SplitData(FireSmokeDataset(samples, cfg.IMG_SIZE, augment, cfg.SEED), report)
+    if paths is not None:
+        skips = pd.concat([part.report.skip_list() for part in data.values()], ignore_index=True)
+        atomic_write_text(skips.to_csv(index=False), paths.data_skips)
     return data
 
 
