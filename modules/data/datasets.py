@@ -399,6 +399,48 @@ def build_split(cfg, split):
     return samples, report
 
 
+CHECKABLE = ("demo", "dfire", *FASDD_SUBSETS)  # single-folder datasets for `check_folder`
+
+
+def split_scanner(dataset, root, classes, dfire_ids, fasdd_ids):
+    """split -> a function scanning it, for the splits the folder has (D-Fire layout: split
+    folders; FASDD: list files)."""
+    root = Path(root)
+    require_path(root, f"{dataset} folder", "--dir")
+    if dataset in FASDD_SUBSETS:
+        subset, key = FASDD_SUBSETS[dataset]
+        lists = root / "annotations" / f"YOLO_{subset}"
+        return {
+            split: lambda s=split: scan_fasdd_split(root, subset, s, fasdd_ids, classes, key)
+            for split in SPLITS
+            if (lists / f"{split}.txt").is_file()
+        }
+    key = "DEMO_DIR" if dataset == "demo" else "DFIRE_DIR"
+    return {
+        split: lambda s=split: scan_dfire_split(root, s, dfire_ids, classes, key)
+        for split in SPLITS
+        if (root / split).is_dir()
+    }
+
+
+def check_folder(dataset, root, classes, dfire_ids, fasdd_ids):
+    """{split: LoadReport, or the error that stops it} for every split of a dataset folder,
+    without subsets or a val carve-out: what is on disk, file by file."""
+    if dataset not in CHECKABLE:
+        raise ValueError(f"dataset {dataset!r}: choose one of {list(CHECKABLE)}")
+    scanners = split_scanner(dataset, root, classes, dfire_ids, fasdd_ids)
+    if not scanners:
+        raise FileNotFoundError(f"{root} holds no split ({', '.join(SPLITS)}) of a {dataset} set")
+    results = {}
+    for split, scan in scanners.items():
+        try:
+            found = scan()
+            results[split] = make_report(found.name, [found], found.samples, classes)
+        except (FileNotFoundError, ValueError) as error:
+            results[split] = error
+    return results
+
+
 class FireSmokeDataset(torch.utils.data.Dataset):
     """Samples -> (image float32 CHW 0..255, target float32), optionally augmented.
 
