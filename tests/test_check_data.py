@@ -1,6 +1,6 @@
 import json
 
-from test_datasets import make_dfire, make_fasdd, make_plain_dfire
+from test_datasets import F_FIRE, make_dfire, make_fasdd, make_plain_dfire, write_jpeg, write_text
 
 from modules import cli
 from modules.data import datasets as ds
@@ -44,6 +44,22 @@ def test_fasdd_text_lists_every_skipped_file(tmp_path, capsys):
     assert code == 0 and "== train" in out and "== val" in out and "== test" in out
     assert ds.KEYWORD_DISAGREES in out and str(tmp_path / "images" / "fire_CV006.jpg") in out
     assert "images/fire_CV010.jpg" in out  # a listed file that is missing
+    assert "FASDD_CV unlisted: 0 images kept, 0 skipped" in out
+
+
+def test_fasdd_files_in_no_list_are_named(tmp_path, capsys):
+    make_fasdd(tmp_path, "CV")
+    write_jpeg(tmp_path / "images" / "fire_CV011.JPG")
+    labels = tmp_path / "annotations" / "YOLO_CV" / "labels"
+    write_text(labels / "fire_CV012.txt", F_FIRE)
+    write_text(labels / "notes.md", "")
+    code, out = run(capsys, "--dataset", "fasdd_cv", "--dir", str(tmp_path), "--json")
+    unlisted = {(r["reason"], r["file"]) for r in json.loads(out)["splits"]["unlisted"]["skipped"]}
+    assert unlisted == {
+        (ds.IN_NO_LIST, str(tmp_path / "images" / "fire_CV011.JPG")),
+        (ds.LABEL_WITHOUT_IMAGE, str(labels / "fire_CV012.txt")),
+        (ds.NOT_A_LABEL, str(labels / "notes.md")),
+    }
 
 
 def test_folder_without_splits_is_named(tmp_path, capsys):

@@ -32,6 +32,7 @@ NOT_AN_IMAGE = "file in images/ with no image extension"
 NOT_A_LABEL = "file in labels/ that is not a .txt label"
 DUPLICATE_LABEL = "second label file for the same image name"
 OUTSIDE_LAYOUT = "not directly in images/ or labels/: not read"
+IN_NO_LIST = "in images/ but in no split list"
 KEYWORD_DISAGREES = "name keyword disagrees with boxes"
 DFIRE_NO_LABEL = "images without label file: counted as neither (D-Fire convention)"
 FASDD_NO_LABEL = "images without label file: no boxes, then checked against the name keyword"
@@ -423,6 +424,38 @@ def split_scanner(dataset, root, classes, dfire_ids, fasdd_ids):
     }
 
 
+def scan_fasdd_unlisted(root, subset):
+    """FASDD files no split reads: images/ files in no list, labels without an image, and other
+    files in images/ or the YOLO labels folder (the "unlisted" row of `check_folder`)."""
+    root = Path(root)
+    annotations = root / "annotations" / f"YOLO_{subset}"
+    images_dir, labels_dir = root / "images", annotations / "labels"
+    require_path(images_dir, f"FASDD_{subset} images folder", f"FASDD_{subset}_DIR")
+    require_path(labels_dir, f"FASDD_{subset} labels folder", f"FASDD_{subset}_DIR")
+    listed = {
+        path.resolve()
+        for split in SPLITS
+        if (annotations / f"{split}.txt").is_file()
+        for entry in (annotations / f"{split}.txt").read_text(encoding="utf-8-sig").splitlines()
+        if entry.strip()
+        and (path := resolve_listed_image(entry, root, annotations, images_dir)) is not None
+    }
+    scan = Scan(f"FASDD_{subset} unlisted", [])
+    images = sorted(p for p in images_dir.iterdir() if p.is_file())
+    stems = {p.stem for p in images if p.suffix.lower() in IMAGE_SUFFIXES}
+    for path in images:
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            scan.skip(NOT_AN_IMAGE, path)
+        elif path.resolve() not in listed:
+            scan.skip(IN_NO_LIST, path)
+    for path in sorted(p for p in labels_dir.iterdir() if p.is_file()):
+        if path.suffix.lower() != ".txt":
+            scan.skip(NOT_A_LABEL, path)
+        elif path.stem not in stems:
+            scan.skip(LABEL_WITHOUT_IMAGE, path)
+    return scan
+
+
 def check_folder(dataset, root, classes, dfire_ids, fasdd_ids):
     """{split: LoadReport, or the error that stops it} for every split of a dataset folder,
     without subsets or a val carve-out: what is on disk, file by file."""
@@ -438,6 +471,9 @@ def check_folder(dataset, root, classes, dfire_ids, fasdd_ids):
             results[split] = make_report(found.name, [found], found.samples, classes)
         except (FileNotFoundError, ValueError) as error:
             results[split] = error
+    if dataset in FASDD_SUBSETS:
+        found = scan_fasdd_unlisted(root, FASDD_SUBSETS[dataset][0])
+        results["unlisted"] = make_report(found.name, [found], [], classes)
     return results
 
 
