@@ -40,6 +40,10 @@ WIDTH_MULT = 1.0
 BREVITAS_MODEL = False  # False: FP32 torch model; True: Brevitas quantized model
 LOAD_MODEL = False  # True: resume from LOAD_MODEL_FILE (the run's last checkpoint if None)
 LOAD_MODEL_FILE = None
+# A resume refuses a checkpoint trained with other settings (image size, seed, learning rate,
+# data...) and lists them; name here the keys that may change, e.g. ["LEARNING_RATE"].
+# EPOCHS may always grow.
+RESUME_ALLOW_CHANGES = []
 
 # ---------------------------------------------------------------- training
 SEED = 42
@@ -67,7 +71,12 @@ ACT_BIT_WIDTH = 4
 LAST_LAYER_WEIGHT_BIT_WIDTH = 8
 BIAS_BIT_WIDTH = 8
 QAT_EPOCHS = None  # epochs of notebook 02 (None: EPOCHS); fewer suffice after FP32 init
-QAT_INIT_FROM_FP32 = True  # start QAT from the run's fp32_best.pt when it exists
+# start QAT from the run's fp32_best.pt; without that file notebook 02 stops (set False to
+# train QAT from random initialisation)
+QAT_INIT_FROM_FP32 = True
+# an FP32 checkpoint whose tensors do not all fit the quantized model (other WIDTH_MULT or
+# MODEL) is refused; True copies the tensors that fit and leaves the rest at initialisation
+QAT_INIT_ALLOW_PARTIAL = False
 EQUIVALENCE_IMAGES = 32  # test images run through every exported graph and compared
 
 # ---------------------------------------------------------------- FINN (notebook 03)
@@ -141,8 +150,12 @@ def snapshot():
 def apply(profile=None, **overrides):
     """Reset to the file's values, then set a profile's values, then `overrides`.
 
-    Unknown names are errors, so a typo in a notebook parameter cannot pass silently.
+    Unknown names are errors, so a typo in a notebook parameter cannot pass silently, and
+    values of the wrong type or range are refused, naming the key, before any is set
+    (modules/config_checks.py holds the rules).
     """
+    from modules.config_checks import check_values
+
     if profile is not None and profile not in PROFILES:
         raise ValueError(f"config: unknown profile {profile!r}; known: {sorted(PROFILES)}")
     # deep copies: a run that mutates a list or dict value must not change the profiles
@@ -151,8 +164,10 @@ def apply(profile=None, **overrides):
     unknown = sorted(set(values) - known)
     if unknown:
         raise KeyError(f"config: unknown key(s) {unknown}; see config.py for the knobs")
+    merged = {**copy.deepcopy(_FILE_VALUES), **values}
+    check_values(merged)
     module = sys.modules[__name__]
-    for name, value in {**copy.deepcopy(_FILE_VALUES), **values}.items():
+    for name, value in merged.items():
         setattr(module, name, value)
     return snapshot()
 

@@ -74,6 +74,11 @@ class RunPaths:
     def train_log(self, kind):
         return self.logs / f"{kind}_log.csv"
 
+    @property
+    def data_skips(self):
+        """Every file the data loaders skipped: set, reason, file."""
+        return self.logs / "data_skipped.csv"
+
     def test_metrics(self, kind):
         return self.logs / f"{kind}_test_metrics.json"
 

@@ -3,17 +3,21 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from modules.data import datasets as ds
 from modules.data.preprocess import load_rgb, preprocess
 from modules.data.yolo_labels import (
+    EMPTY_BOX,
     NON_NUMERIC,
     OUTSIDE_UNIT_RANGE,
     UNKNOWN_CLASS_ID,
     WRONG_FIELD_COUNT,
 )
+from modules.run_paths import RunPaths
+from modules.training.session import prepare_data
 
 CLASSES = ["smoke", "fire"]
 DFIRE_IDS = {0: "smoke", 1: "fire"}
@@ -45,6 +49,7 @@ DFIRE_FIXTURE = {
     "badclass": (FIRE + "7 0.5 0.5 0.2 0.2\n", True),
     "badcoord": ("0 1.5 0.5 0.2 0.2\n", True),
     "corrupt": (FIRE, False),
+    "zerobox": ("1 0.5 0.5 0.0 0.2\n", True),
 }
 DFIRE_KEPT = {
     "smoke1": [1, 0],
@@ -52,6 +57,7 @@ DFIRE_KEPT = {
     "both1": [1, 1],
     "none1": [0, 0],
     "nolabel": [0, 0],
+    "UPPER": [0, 1],
 }
 
 
@@ -68,7 +74,20 @@ def make_dfire(root, split="train"):
     write_text(root / split / "labels" / "empty.txt", SMOKE)
     write_text(root / split / "labels" / "orphan.txt", FIRE)
     write_text(root / split / "images" / "notes.md", "not an image")
+    write_jpeg(root / split / "images" / "UPPER.JPG", seed=99)  # extensions in capitals
+    write_text(root / split / "labels" / "UPPER.TXT", FIRE)
+    write_truncated_jpeg(root / split / "images" / "truncated.jpg")
+    write_text(root / split / "labels" / "truncated.txt", SMOKE)
+    write_text(root / split / "labels" / "classes.yaml", "names: [smoke, fire]")
+    write_jpeg(root / split / "images" / "extra" / "nested.jpg")
     return root
+
+
+def write_truncated_jpeg(path):
+    """A JPEG cut short, as a kill during a copy leaves it: OpenCV reads it as grey pixels."""
+    write_jpeg(path, seed=5, size=64)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) * 2 // 3])
 
 
 def make_plain_dfire(root, split, n):
@@ -89,16 +108,54 @@ def test_dfire_counts_every_kind_of_bad_data(tmp_path):
     for sample in samples:
         np.testing.assert_array_equal(sample.target, DFIRE_KEPT[sample.image_path.stem])
         assert sample.target.dtype == np.float32 and sample.boxes.shape[1] == 5
-    assert dict(report.kept) == {"none": 2, "smoke": 1, "fire": 1, "both": 1}
+    assert dict(report.kept) == {"none": 2, "smoke": 1, "fire": 2, "both": 1}
     assert dict(report.skipped) == {
         WRONG_FIELD_COUNT: 1,
         NON_NUMERIC: 1,
         UNKNOWN_CLASS_ID: 1,
         OUTSIDE_UNIT_RANGE: 1,
+        EMPTY_BOX: 1,
         ds.UNREADABLE_IMAGE: 2,
+        ds.TRUNCATED_IMAGE: 1,
         ds.LABEL_WITHOUT_IMAGE: 1,
+        ds.NOT_AN_IMAGE: 1,
+        ds.NOT_A_LABEL: 1,
+        ds.OUTSIDE_LAYOUT: 1,
     }
-    assert dict(report.notes) == {ds.DFIRE_NO_LABEL: 1, ds.NOT_AN_IMAGE: 1}
+    assert dict(report.notes) == {ds.DFIRE_NO_LABEL: 1}
+    skipped = report.skip_list().set_index("file")["reason"]
+    assert skipped[str(tmp_path / "train" / "images" / "truncated.jpg")] == ds.TRUNCATED_IMAGE
+    assert skipped[str(tmp_path / "train" / "labels" / "orphan.txt")] == ds.LABEL_WITHOUT_IMAGE
+
+
+def test_every_file_under_the_split_is_kept_or_skipped_by_name(tmp_path):
+    root = make_dfire(tmp_path)
+    samples, report = ds.load_dfire_split(root, "train", DFIRE_IDS, CLASSES)
+    everything = {p for p in (root / "train").rglob("*") if p.is_file()}
+    kept = {s.image_path for s in samples}
+    skipped = {Path(f) for f in report.skip_list()["file"]}
+    images = {p.stem for p in kept | skipped if p.parent.name == "images"}
+    labels_read = {p for p in everything - skipped if p.parent.name == "labels"}
+    assert {p.stem for p in labels_read} <= images  # a label is read only for its image
+    assert everything == kept | skipped | labels_read and not kept & skipped
+    assert len(skipped) == report.n_skipped  # each skipped file counted once
+
+
+def test_empty_split_folder_is_an_error_naming_it(tmp_path):
+    (tmp_path / "test" / "images").mkdir(parents=True)
+    (tmp_path / "test" / "labels").mkdir()
+    write_text(tmp_path / "test" / "labels" / "a.txt", SMOKE)
+    with pytest.raises(ValueError, match="holds no images") as error:
+        ds.load_dfire_split(tmp_path, "test", DFIRE_IDS, CLASSES)
+    assert str(tmp_path / "test" / "images") in str(error.value)
+
+
+def test_split_with_only_bad_images_is_an_error(tmp_path):
+    make_plain_dfire(tmp_path / "dfire", "test", 2)
+    for path in (tmp_path / "dfire" / "test" / "images").iterdir():
+        path.write_bytes(b"")
+    with pytest.raises(ValueError, match="no usable images, all 2 skipped"):
+        ds.build_split(make_cfg(tmp_path), "test")
 
 
 def test_report_table_and_title(tmp_path):
@@ -106,9 +163,11 @@ def test_report_table_and_title(tmp_path):
     table = report.table().set_index("item")
     assert table.loc["none", "images"] == 2 and table.loc["both", "status"] == "kept"
     assert table.loc[ds.UNREADABLE_IMAGE, "images"] == 2
+    assert table.loc[ds.UNREADABLE_IMAGE, "files"] == "corrupt.jpg, empty.jpg"
+    assert table.loc["none", "files"] == ""
     assert table.loc[ds.DFIRE_NO_LABEL, "status"] == "note"
     assert table.loc[ds.LABEL_WITHOUT_IMAGE, "status"] == "skipped"
-    assert str(report).startswith("D-Fire train: 5 images kept, 7 skipped")
+    assert str(report).startswith("D-Fire train: 6 images kept, 12 skipped")
 
 
 def test_zero_count_categories_still_have_a_row(tmp_path):
@@ -360,3 +419,14 @@ def test_augmentation_does_not_depend_on_worker_count(plain_samples):
         loader = torch.utils.data.DataLoader(dataset, batch_size=6, num_workers=workers)
         batches.append(next(iter(loader))[0])
     assert torch.equal(batches[0], batches[1])
+
+
+def test_prepare_data_lists_every_skipped_file_in_the_run_folder(tmp_path):
+    make_dfire(tmp_path / "dfire")
+    make_plain_dfire(tmp_path / "dfire", "test", 4)
+    paths = RunPaths(tmp_path / "run")
+    data = prepare_data(make_cfg(tmp_path, IMG_SIZE=16, AUGMENT=False, SEED=0), paths)
+    listed = pd.read_csv(paths.data_skips)
+    assert len(listed) == sum(part.report.n_skipped for part in data.values()) == 12
+    assert set(listed["set"]) == {"D-Fire train"}
+    assert str(tmp_path / "dfire" / "train" / "labels" / "classes.yaml") in set(listed["file"])

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from modules.data.yolo_labels import (
+    EMPTY_BOX,
     NON_NUMERIC,
     OUTSIDE_UNIT_RANGE,
     UNKNOWN_CLASS_ID,
@@ -85,3 +86,8 @@ def test_undecodable_bytes_are_a_non_numeric_field(tmp_path):
 def test_mapping_that_names_an_unknown_class_is_a_config_error():
     with pytest.raises(ValueError, match="flame"):
         parse_yolo_text("0 0.5 0.5 0.2 0.3", {0: "smoke", 1: "flame"}, CLASSES)
+
+
+@pytest.mark.parametrize("line", ["0 0.5 0.5 0 0.2", "1 0.5 0.5 0.2 0.0", "0 0.5 0.5 0.2 -0.1"])
+def test_box_without_area_has_its_own_reason(line):
+    assert parse_yolo_text("0 0.5 0.5 0.2 0.2\n" + line, DFIRE_IDS, CLASSES) == EMPTY_BOX

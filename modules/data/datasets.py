@@ -1,8 +1,9 @@
 """D-Fire, FASDD and the demo data -> `Sample`s with multi-label [smoke, fire] targets.
 
-Nothing is silently relabelled: every image that is left out is counted under a short reason in
-a `LoadReport`, and conventions that decide a label (D-Fire: no label file = neither) are
-counted as their own rows, so the printed table accounts for every file that was looked at.
+Nothing is silently relabelled or dropped: every file under a D-Fire split folder is kept or
+skipped under a short reason with its name in a `LoadReport`, images are fully decoded at index
+time (a truncated JPEG is skipped, not read as grey pixels), and conventions that decide a label
+(D-Fire: no label file = neither) are counted as their own rows.
 """
 
 from collections import Counter
@@ -26,12 +27,18 @@ SUBSET_SEED = 20240607  # fixed: DS_LEN subsets and the D-Fire val slice never c
 LABEL_WITHOUT_IMAGE = "label without image"
 MISSING_IMAGE = "missing image"
 UNREADABLE_IMAGE = "unreadable image"
+TRUNCATED_IMAGE = "image does not fully decode (truncated or corrupt)"
+NOT_AN_IMAGE = "file in images/ with no image extension"
+NOT_A_LABEL = "file in labels/ that is not a .txt label"
+DUPLICATE_LABEL = "second label file for the same image name"
+OUTSIDE_LAYOUT = "not directly in images/ or labels/: not read"
+IN_NO_LIST = "in images/ but in no split list"
 KEYWORD_DISAGREES = "name keyword disagrees with boxes"
 DFIRE_NO_LABEL = "images without label file: counted as neither (D-Fire convention)"
 FASDD_NO_LABEL = "images without label file: no boxes, then checked against the name keyword"
 NO_KEYWORD = "no class keyword in file name: not cross-checked"
 DUPLICATE_ENTRY = "listed more than once: kept once"
-NOT_AN_IMAGE = "files in images/ that are not images: ignored"
+FILES_SHOWN = 3  # skipped files named per reason in the printed table (all in `skip_list()`)
 
 FASDD_SUBSETS = {  # DATASET value -> (subset name in the annotation folder, config key)
     "fasdd_cv": ("CV", "FASDD_CV_DIR"),
@@ -75,6 +82,7 @@ class LoadReport:
     skipped: Counter = field(default_factory=Counter)  # reason -> images left out
     notes: Counter = field(default_factory=Counter)  # convention or remark -> images concerned
     parts: list = field(default_factory=list)  # the sources' reports of a combined set
+    skipped_files: dict = field(default_factory=dict)  # reason -> paths of the files skipped
 
     @property
     def n_kept(self):
@@ -90,7 +98,25 @@ class LoadReport:
         rows = [("kept", name, self.kept.get(name, 0)) for name in categories]
         rows += [("note", note, count) for note, count in sorted(self.notes.items())]
         rows += [("skipped", reason, count) for reason, count in sorted(self.skipped.items())]
-        return pd.DataFrame(rows, columns=["status", "item", "images"])
+        table = pd.DataFrame(rows, columns=["status", "item", "images"])
+        table["files"] = [
+            self.files_shown(item) if status == "skipped" else "" for status, item, _ in rows
+        ]
+        return table
+
+    def files_shown(self, reason):
+        files = self.skipped_files.get(reason, [])
+        shown = ", ".join(Path(path).name for path in files[:FILES_SHOWN])
+        return shown + (f" (+{len(files) - FILES_SHOWN} more)" if len(files) > FILES_SHOWN else "")
+
+    def skip_list(self):
+        """Every skipped file: one row per (set, reason, file); what the run's CSV holds."""
+        rows = [
+            (self.name, reason, str(path))
+            for reason, files in sorted(self.skipped_files.items())
+            for path in files
+        ]
+        return pd.DataFrame(rows, columns=["set", "reason", "file"])
 
     def __str__(self):
         lines = [f"{self.name}: {self.n_kept} images kept, {self.n_skipped} skipped"]
@@ -109,6 +135,11 @@ class Scan:
     samples: list
     skipped: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
+    skipped_files: dict = field(default_factory=dict)
+
+    def skip(self, reason, path):
+        self.skipped[reason] += 1
+        self.skipped_files.setdefault(reason, []).append(str(path))
 
 
 def require_path(path, what, config_key):
@@ -118,53 +149,89 @@ def require_path(path, what, config_key):
         )
 
 
-def image_is_readable(path):
-    """Cheap check at index time: PIL reads the header and structure, without decoding pixels."""
+def image_problem(path):
+    """None if the image decodes completely, else the skip reason. A JPEG is decoded at 1/8
+    scale (PIL draft): that still reads every byte, so truncation is found, at a fraction of the
+    cost of a full decode."""
     try:
-        with Image.open(path) as image:
-            image.verify()
-        return True
+        image = Image.open(path)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
+        return UNREADABLE_IMAGE
+    try:
+        with image:
+            image.draft("RGB", (1, 1))
+            image.load()
+        return None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return TRUNCATED_IMAGE
 
 
 def record(scan, image_path, boxes, classes):
-    """Keep the image, or count why not (`boxes` is a skip reason, or the file is unreadable)."""
-    if isinstance(boxes, np.ndarray) and not image_is_readable(image_path):
-        boxes = UNREADABLE_IMAGE
+    """Keep the image, or count why not (`boxes` is a skip reason, or the image is damaged)."""
+    if isinstance(boxes, np.ndarray):
+        boxes = image_problem(image_path) or boxes
     if isinstance(boxes, str):
-        scan.skipped[boxes] += 1
+        scan.skip(boxes, image_path)
     else:
         scan.samples.append(Sample(Path(image_path), boxes_to_target(boxes, len(classes)), boxes))
 
 
-def list_images(images_dir, notes):
-    files = sorted(path for path in Path(images_dir).iterdir() if path.is_file())
-    images = [path for path in files if path.suffix.lower() in IMAGE_SUFFIXES]
-    if len(files) > len(images):
-        notes[NOT_AN_IMAGE] += len(files) - len(images)
-    return images
+def split_files(split_dir):
+    """(images, label files, every other file) under a D-Fire split folder, each sorted;
+    extensions match case-insensitively (.JPG, .TXT)."""
+    images_dir, labels_dir = split_dir / "images", split_dir / "labels"
+    images, labels, others = [], [], []
+    for path in sorted(p for p in split_dir.rglob("*") if p.is_file()):
+        suffix = path.suffix.lower()
+        if path.parent == images_dir and suffix in IMAGE_SUFFIXES:
+            images.append(path)
+        elif path.parent == labels_dir and suffix == ".txt":
+            labels.append(path)
+        else:
+            others.append(path)
+    return images, labels, others
+
+
+def other_file_reason(path, split_dir):
+    if path.parent == split_dir / "images":
+        return NOT_AN_IMAGE
+    if path.parent == split_dir / "labels":
+        return NOT_A_LABEL
+    return OUTSIDE_LAYOUT
 
 
 def scan_dfire_split(root, split, class_ids, classes, config_key="DFIRE_DIR", name=None):
-    """Read root/split/{images,labels}; an image's label is its stem + .txt."""
-    images_dir, labels_dir = Path(root) / split / "images", Path(root) / split / "labels"
-    require_path(images_dir, f"{split} images folder", config_key)
-    require_path(labels_dir, f"{split} labels folder", config_key)
+    """Read root/split/{images,labels}; an image's label is its stem + .txt. Every file under
+    root/split is kept or skipped with a reason."""
+    split_dir = Path(root) / split
+    require_path(split_dir / "images", f"{split} images folder", config_key)
+    require_path(split_dir / "labels", f"{split} labels folder", config_key)
+    images, labels, others = split_files(split_dir)
+    if not images:
+        raise ValueError(
+            f"{split_dir / 'images'} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
+            f"set {config_key} in config.py to the dataset folder"
+        )
     scan = Scan(name or f"D-Fire {split}", [])
-    images = list_images(images_dir, scan.notes)
+    label_of = {}
+    for label in labels:
+        label_of.setdefault(label.stem, label)
     for image_path in images:
-        label_path = labels_dir / f"{image_path.stem}.txt"
-        if label_path.exists():
+        label_path = label_of.get(image_path.stem)
+        if label_path is not None:
             boxes = read_yolo_label(label_path, class_ids, classes)
         else:
             scan.notes[DFIRE_NO_LABEL] += 1
             boxes = np.zeros((0, 5), dtype=np.float32)
         record(scan, image_path, boxes, classes)
     stems = {path.stem for path in images}
-    orphans = [path for path in labels_dir.glob("*.txt") if path.stem not in stems]
-    if orphans:
-        scan.skipped[LABEL_WITHOUT_IMAGE] += len(orphans)
+    for label in labels:
+        if label.stem not in stems:
+            scan.skip(LABEL_WITHOUT_IMAGE, label)
+        elif label_of[label.stem] != label:
+            scan.skip(DUPLICATE_LABEL, label)
+    for path in others:
+        scan.skip(other_file_reason(path, split_dir), path)
     return scan
 
 
@@ -215,12 +282,13 @@ def scan_fasdd_split(root, subset, split, class_ids, classes, config_key, name=N
     require_path(labels_dir, f"FASDD_{subset} labels folder", config_key)
     require_path(list_file, f"FASDD_{subset} {split} list file", config_key)
     scan, seen = Scan(name or f"FASDD_{subset} {split}", []), set()
-    for entry in list_file.read_text(encoding="utf-8-sig").splitlines():
-        if not entry.strip():
-            continue
+    entries = [e for e in list_file.read_text(encoding="utf-8-sig").splitlines() if e.strip()]
+    if not entries:
+        raise ValueError(f"{list_file} lists no images; set {config_key} to the dataset folder")
+    for entry in entries:
         image_path = resolve_listed_image(entry, root, list_file.parent, images_dir)
         if image_path is None:
-            scan.skipped[MISSING_IMAGE] += 1
+            scan.skip(MISSING_IMAGE, entry.strip())
         elif image_path.resolve() in seen:
             scan.notes[DUPLICATE_ENTRY] += 1
         else:
@@ -252,6 +320,7 @@ def carve_val(scan, fraction):
         [scan.samples[i] for i in train_ids],
         scan.skipped,
         scan.notes + Counter({moved: n_val}),
+        scan.skipped_files,
     )
     val = Scan(
         scan.name.replace("train", "val"),
@@ -265,7 +334,11 @@ def make_report(name, scans, samples, classes, parts=()):
     kept = Counter(category_of(sample.target, classes) for sample in samples)
     skipped = sum((scan.skipped for scan in scans), Counter())
     notes = sum((scan.notes for scan in scans), Counter())
-    return LoadReport(name, list(classes), kept, skipped, notes, list(parts))
+    files = {}
+    for scan in scans:
+        for reason, paths in scan.skipped_files.items():
+            files.setdefault(reason, []).extend(paths)
+    return LoadReport(name, list(classes), kept, skipped, notes, list(parts), files)
 
 
 def finish(name, scans, classes, ds_len):
@@ -320,7 +393,88 @@ def build_split(cfg, split):
     name = scans[0].name if len(scans) == 1 else f"{cfg.DATASET} {split}"
     samples, report = finish(name, scans, cfg.CLASSES, cfg.DS_LEN)
     print(report)
+    if not samples:
+        raise ValueError(
+            f"{name}: no usable images, all {report.n_skipped} skipped (see the table above)"
+        )
     return samples, report
+
+
+CHECKABLE = ("demo", "dfire", *FASDD_SUBSETS)  # single-folder datasets for `check_folder`
+
+
+def split_scanner(dataset, root, classes, dfire_ids, fasdd_ids):
+    """split -> a function scanning it, for the splits the folder has (D-Fire layout: split
+    folders; FASDD: list files)."""
+    root = Path(root)
+    require_path(root, f"{dataset} folder", "--dir")
+    if dataset in FASDD_SUBSETS:
+        subset, key = FASDD_SUBSETS[dataset]
+        lists = root / "annotations" / f"YOLO_{subset}"
+        return {
+            split: lambda s=split: scan_fasdd_split(root, subset, s, fasdd_ids, classes, key)
+            for split in SPLITS
+            if (lists / f"{split}.txt").is_file()
+        }
+    key = "DEMO_DIR" if dataset == "demo" else "DFIRE_DIR"
+    return {
+        split: lambda s=split: scan_dfire_split(root, s, dfire_ids, classes, key)
+        for split in SPLITS
+        if (root / split).is_dir()
+    }
+
+
+def scan_fasdd_unlisted(root, subset):
+    """FASDD files no split reads: images/ files in no list, labels without an image, and other
+    files in images/ or the YOLO labels folder (the "unlisted" row of `check_folder`)."""
+    root = Path(root)
+    annotations = root / "annotations" / f"YOLO_{subset}"
+    images_dir, labels_dir = root / "images", annotations / "labels"
+    require_path(images_dir, f"FASDD_{subset} images folder", f"FASDD_{subset}_DIR")
+    require_path(labels_dir, f"FASDD_{subset} labels folder", f"FASDD_{subset}_DIR")
+    listed = {
+        path.resolve()
+        for split in SPLITS
+        if (annotations / f"{split}.txt").is_file()
+        for entry in (annotations / f"{split}.txt").read_text(encoding="utf-8-sig").splitlines()
+        if entry.strip()
+        and (path := resolve_listed_image(entry, root, annotations, images_dir)) is not None
+    }
+    scan = Scan(f"FASDD_{subset} unlisted", [])
+    images = sorted(p for p in images_dir.iterdir() if p.is_file())
+    stems = {p.stem for p in images if p.suffix.lower() in IMAGE_SUFFIXES}
+    for path in images:
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            scan.skip(NOT_AN_IMAGE, path)
+        elif path.resolve() not in listed:
+            scan.skip(IN_NO_LIST, path)
+    for path in sorted(p for p in labels_dir.iterdir() if p.is_file()):
+        if path.suffix.lower() != ".txt":
+            scan.skip(NOT_A_LABEL, path)
+        elif path.stem not in stems:
+            scan.skip(LABEL_WITHOUT_IMAGE, path)
+    return scan
+
+
+def check_folder(dataset, root, classes, dfire_ids, fasdd_ids):
+    """{split: LoadReport, or the error that stops it} for every split of a dataset folder,
+    without subsets or a val carve-out: what is on disk, file by file."""
+    if dataset not in CHECKABLE:
+        raise ValueError(f"dataset {dataset!r}: choose one of {list(CHECKABLE)}")
+    scanners = split_scanner(dataset, root, classes, dfire_ids, fasdd_ids)
+    if not scanners:
+        raise FileNotFoundError(f"{root} holds no split ({', '.join(SPLITS)}) of a {dataset} set")
+    results = {}
+    for split, scan in scanners.items():
+        try:
+            found = scan()
+            results[split] = make_report(found.name, [found], found.samples, classes)
+        except (FileNotFoundError, ValueError) as error:
+            results[split] = error
+    if dataset in FASDD_SUBSETS:
+        found = scan_fasdd_unlisted(root, FASDD_SUBSETS[dataset][0])
+        results["unlisted"] = make_report(found.name, [found], [], classes)
+    return results
 
 
 class FireSmokeDataset(torch.utils.data.Dataset):

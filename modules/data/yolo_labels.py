@@ -13,6 +13,7 @@ WRONG_FIELD_COUNT = "wrong field count"
 NON_NUMERIC = "non-numeric field"
 UNKNOWN_CLASS_ID = "class id not in mapping"
 OUTSIDE_UNIT_RANGE = "coordinates outside 0..1"
+EMPTY_BOX = "box with zero or negative width or height"
 
 # Writers print 6 decimals; rounding may step this far past the edge of the image.
 COORD_TOLERANCE = 1e-6
@@ -42,6 +43,8 @@ def parse_line(line, index_of):
     class_id, coords = values[0], np.asarray(values[1:])
     if not class_id.is_integer() or int(class_id) not in index_of:
         return UNKNOWN_CLASS_ID
+    if np.any(coords[2:] <= 0):
+        return EMPTY_BOX
     if np.any(coords < -COORD_TOLERANCE) or np.any(coords > 1 + COORD_TOLERANCE):
         return OUTSIDE_UNIT_RANGE
     return [index_of[int(class_id)], *np.clip(coords, 0.0, 1.0)]

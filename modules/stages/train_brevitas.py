@@ -20,13 +20,19 @@ def bit_widths(cfg):
 
 
 def initialise_from_fp32(cfg, model, paths):
-    """Copy weights from this run's FP32 best checkpoint when config.QAT_INIT_FROM_FP32 is set
-    and the file exists; returns a one-row summary of what matched."""
+    """Copy weights from this run's FP32 best checkpoint (config.QAT_INIT_FROM_FP32); returns a
+    one-row summary of what matched. A missing checkpoint is an error, not a quiet random start."""
     source = paths.checkpoint("fp32")
-    if not cfg.QAT_INIT_FROM_FP32 or cfg.LOAD_MODEL or not source.is_file():
-        reason = "resuming" if cfg.LOAD_MODEL else f"no {source}" if cfg.QAT_INIT_FROM_FP32 else ""
-        return pd.Series({"initialised from": "random init", "why": reason or "disabled"})
-    report = experiment.init_from_fp32(model, source)
+    if cfg.LOAD_MODEL or not cfg.QAT_INIT_FROM_FP32:
+        why = "resuming (LOAD_MODEL)" if cfg.LOAD_MODEL else "QAT_INIT_FROM_FP32 = False"
+        return pd.Series({"initialised from": "random init", "why": why})
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"{source} not found: QAT starts from notebook 01's FP32 weights "
+            f"(config.QAT_INIT_FROM_FP32). Run notebook 01 with RUN_NAME = {cfg.RUN_NAME!r} "
+            "first, or set QAT_INIT_FROM_FP32 = False to train from random initialisation"
+        )
+    report = experiment.init_from_fp32(model, source, cfg.QAT_INIT_ALLOW_PARTIAL)
     return pd.Series(
         {
             "initialised from": str(source),

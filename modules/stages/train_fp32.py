@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from modules.board.decisions import decide
@@ -15,7 +16,7 @@ from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_fp32_onnx
 from modules.reporting.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
-from modules.training.checkpoints import load_checkpoint
+from modules.training.checkpoints import atomic_write_text, load_checkpoint
 from modules.training.loss import BCELoss
 from modules.training.metrics import metrics_table
 from modules.training.trainer import Trainer, evaluate, make_loader
@@ -27,13 +28,17 @@ class SplitData:
     report: object
 
 
-def prepare_data(cfg):
-    """Datasets for train (augmented), val and test (the demo data is generated on first use)."""
+def prepare_data(cfg, paths=None):
+    """Datasets for train (augmented), val and test (the demo data is generated on first use);
+    with `paths`, every skipped file is listed in the run's data_skips CSV."""
     data = {}
     for split in SPLITS:
         samples, report = build_split(cfg, split)
         augment = split == "train" and cfg.AUGMENT
         data[split] = SplitData(FireSmokeDataset(samples, cfg.IMG_SIZE, augment, cfg.SEED), report)
+    if paths is not None:
+        skips = pd.concat([part.report.skip_list() for part in data.values()], ignore_index=True)
+        atomic_write_text(skips.to_csv(index=False), paths.data_skips)
     return data
 
 
@@ -58,16 +63,30 @@ def model_kind(cfg):
     return f"brevitas-{BitWidths.from_config(cfg).signature}"
 
 
-def init_from_fp32(model, checkpoint_path):
+def init_from_fp32(model, checkpoint_path, allow_partial=False):
     """Copy FP32 weights into the quantized model by parameter name; returns what matched and
-    what did not (quantizer scales stay at their initial values)."""
+    what did not (quantizer-only tensors stay at their initial values). FP32 tensors that find
+    no tensor of their name and shape (another MODEL or WIDTH_MULT) are an error unless
+    `allow_partial` (config.QAT_INIT_ALLOW_PARTIAL)."""
     fp32 = load_checkpoint(checkpoint_path, expected_kind="fp32")["model"]
     own = model.state_dict()
     copied = {k: v for k, v in fp32.items() if k in own and own[k].shape == v.shape}
+    unused = sorted(set(fp32) - set(copied))
+    if unused and not allow_partial:
+        shown = ", ".join(
+            f"{k} {tuple(fp32[k].shape)} vs {tuple(own[k].shape) if k in own else 'absent'}"
+            for k in unused[:3]
+        )
+        raise ValueError(
+            f"{checkpoint_path} does not fit this model: {len(unused)} of {len(fp32)} FP32 "
+            f"tensors have no match ({shown}, ...); was it trained with another MODEL or "
+            "WIDTH_MULT? Retrain FP32 with these settings, set QAT_INIT_FROM_FP32 = False, or "
+            "QAT_INIT_ALLOW_PARTIAL = True to copy only the tensors that fit"
+        )
     model.load_state_dict(copied, strict=False)
     return {
         "copied": sorted(copied),
-        "fp32_only": sorted(set(fp32) - set(copied)),
+        "fp32_only": unused,
         "left_at_init": sorted(set(own) - set(copied)),
     }
 

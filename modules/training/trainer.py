@@ -13,8 +13,17 @@ import torch
 from tqdm.auto import tqdm
 
 from modules.board.decisions import decide
-from modules.training.checkpoints import load_checkpoint, restore_rng_states, save_checkpoint
+from modules.training import resume
+from modules.training.checkpoints import (
+    atomic_write_text,
+    load_checkpoint,
+    remove_stale_temp_files,
+    restore_rng_states,
+    save_checkpoint,
+)
 from modules.training.metrics import classification_metrics
+
+OPTIMIZERS = ("adam", "sgd")
 
 
 def build_optimizer(model, cfg):
@@ -41,15 +50,28 @@ def build_scheduler(optimizer, cfg):
 
 
 def make_loader(dataset, batch_size, num_workers, shuffle, seed):
-    generator = torch.Generator().manual_seed(seed)
+    """The shuffle order has its own generator: the loader's generator also seeds the workers,
+    and how many draws that takes depends on NUM_WORKERS, which must not change the order."""
+    sampler = None
+    if shuffle:
+        sampler = torch.utils.data.RandomSampler(
+            dataset, generator=torch.Generator().manual_seed(seed)
+        )
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        sampler=sampler,
         num_workers=num_workers,
-        generator=generator,
+        generator=torch.Generator().manual_seed(seed),
         drop_last=False,
     )
+
+
+def seed_epoch(loader, seed):
+    """Reset the shuffle order and the worker seeds for one epoch."""
+    loader.generator.manual_seed(seed)
+    if isinstance(loader.sampler, torch.utils.data.RandomSampler):
+        loader.sampler.generator.manual_seed(seed)
 
 
 def epoch_seed(seed, epoch):
@@ -114,6 +136,8 @@ class Trainer:
             val_set, cfg.BATCH_SIZE, cfg.NUM_WORKERS, shuffle=False, seed=cfg.SEED
         )
         self.start_epoch, self.history, self.best_f1 = 0, [], -1.0
+        for stale in remove_stale_temp_files(self.best_path.parent, self.log_path.parent):
+            print(f"removed {stale}, left by an interrupted write")
 
     @property
     def last_path(self):
@@ -128,29 +152,38 @@ class Trainer:
         return self.paths.train_log(self.kind)
 
     def resume(self, path=None):
-        """Continue from a checkpoint (default: this run's last one)."""
-        checkpoint = load_checkpoint(path or self.last_path, expected_kind=self.kind)
+        """Continue from a checkpoint (default: this run's last one) trained with the same
+        settings (resume.check_settings); the log is rewritten from the checkpoint."""
+        path = path or self.last_path
+        checkpoint = load_checkpoint(path, expected_kind=self.kind)
+        changes = resume.check_settings(checkpoint, self.cfg, path)
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
+        resume.push_allowed_changes(changes, self.optimizer, self.scheduler, self.cfg)
         restore_rng_states(checkpoint["rng"])
         self.start_epoch = checkpoint["epoch"] + 1
         self.history = list(checkpoint["metrics"]["history"])
-        self.best_f1 = max((row["val_mean_f1"] for row in self.history), default=-1.0)
-        print(f"resumed {self.kind} from {path or self.last_path} after epoch {self.start_epoch}")
+        self._write_log()
+        # from another run folder: this run's best is the best of the epochs trained here
+        if self.best_path.is_file():
+            self.best_f1 = max((row["val_mean_f1"] for row in self.history), default=-1.0)
+        print(f"resumed {self.kind} from {path} after epoch {self.start_epoch}")
+        for key, (old, new) in changes.items():
+            print(f"  {key}: {old!r} -> {new!r} (config.RESUME_ALLOW_CHANGES)")
         return checkpoint
 
     def fit(self, epochs=None, stop_after=None):
         """Train up to `epochs` (config.EPOCHS); `stop_after` ends early (to test resume)."""
-        epochs = epochs or self.cfg.EPOCHS
+        epochs = self.cfg.EPOCHS if epochs is None else epochs
+        resume.check_epochs(self.start_epoch, epochs, self.best_path.is_file(), self.best_path)
         last = epochs if stop_after is None else min(epochs, stop_after)
         for epoch in tqdm(range(self.start_epoch, last), desc=f"{self.kind} epochs"):
             self._run_epoch(epoch)
         return pd.DataFrame(self.history)
 
     def _run_epoch(self, epoch):
-        seed = epoch_seed(self.cfg.SEED, epoch)
-        self.train_loader.generator.manual_seed(seed)
+        seed_epoch(self.train_loader, epoch_seed(self.cfg.SEED, epoch))
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
         train_loss = train_one_epoch(
@@ -178,5 +211,7 @@ class Trainer:
             self.best_f1 = row["val_mean_f1"]
             save_checkpoint(self.best_path, *args, snapshot, self.kind)
         save_checkpoint(self.last_path, *args, snapshot, self.kind)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(self.history).to_csv(self.log_path, index=False)
+        self._write_log()
+
+    def _write_log(self):
+        atomic_write_text(pd.DataFrame(self.history).to_csv(index=False), self.log_path)

@@ -1,0 +1,182 @@
+"""Type and range rules for config values, checked by `config.apply` before any work starts.
+
+One rule per key in `RULES`; keys without a rule pass, so modules can add knobs without touching
+this table. Choices (datasets, models, optimizers) come from the modules that implement them,
+imported only when checked, so the list of valid names has one owner.
+"""
+
+import math
+from numbers import Integral, Real
+
+# Brevitas quantizes at any width; these limits are what the FINN dataflow here maps
+WEIGHT_BITS = (1, 8)  # MVAU weight streams are sized for <= 8-bit weights (MVAU_WWIDTH_MAX)
+ACT_BITS = (2, 8)  # thresholds grow as 2^bits; ReLU outputs need 2 bits for a non-zero level
+BIAS_BITS = (2, 16)  # biases fold into float32 thresholds, exact well below 24 bits
+INPUT_BITS = (8, 8)  # the input is UINT8 pixels
+
+
+def _is_int(value):
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer(low, high=None, optional=False):
+    """An int in [low, high] (None allowed when `optional`)."""
+    span = f">= {low}" if high is None else f"in {low}..{high}"
+    what = f"an integer {span}" + (" or None" if optional else "")
+
+    def rule(value):
+        if optional and value is None:
+            return None
+        ok = _is_int(value) and value >= low and (high is None or value <= high)
+        return None if ok else what
+
+    return rule
+
+
+def number(low=None, high=None, low_open=False, high_open=False, optional=False):
+    """A finite real number within the bounds (open or closed at each end)."""
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    what = f"a number in {left}{low if low is not None else '-inf'}, "
+    what += f"{high if high is not None else 'inf'}{right}" + (" or None" if optional else "")
+
+    def rule(value):
+        if optional and value is None:
+            return None
+        if not _is_number(value):
+            return what
+        above = low is None or (value > low if low_open else value >= low)
+        below = high is None or (value < high if high_open else value <= high)
+        return None if above and below else what
+
+    return rule
+
+
+def boolean(value):
+    return None if isinstance(value, bool) else "True or False"
+
+
+def choice(options, case_insensitive=False):
+    """One of `options()` (a callable, so the owning module is imported only when checked)."""
+
+    def rule(value):
+        known = list(options())
+        candidate = value.lower() if case_insensitive and isinstance(value, str) else value
+        return None if candidate in known else f"one of {known}"
+
+    return rule
+
+
+def key_names(value):
+    """A list of config key names (the resume override flag)."""
+    import config
+
+    ok = isinstance(value, list | tuple) and all(isinstance(name, str) for name in value)
+    unknown = sorted(set(value) - set(config.snapshot())) if ok else []
+    if not ok or unknown:
+        return f"a list of config key names{f'; unknown: {unknown}' if unknown else ''}"
+    return None
+
+
+def _datasets():
+    from modules.data.datasets import SOURCES
+
+    return SOURCES
+
+
+def _models():
+    from modules.models.architecture import CFGS
+
+    return CFGS
+
+
+def _optimizers():
+    from modules.training.trainer import OPTIMIZERS
+
+    return OPTIMIZERS
+
+
+def _backends():
+    from modules.board.accelerator import BACKENDS
+
+    return BACKENDS
+
+
+RULES = {
+    "DATASET": choice(_datasets),
+    "DS_LEN": integer(1, optional=True),
+    "VAL_FRACTION": number(0, 1, low_open=True, high_open=True),
+    "DEMO_SEED": integer(0),
+    "DEMO_IMAGE_SIZE": integer(1),
+    "IMG_SIZE": integer(1),
+    "MODEL": choice(_models),
+    "WIDTH_MULT": number(0, low_open=True),
+    "BREVITAS_MODEL": boolean,
+    "LOAD_MODEL": boolean,
+    "RESUME_ALLOW_CHANGES": key_names,
+    "SEED": integer(0),
+    "OPTIMIZER": choice(_optimizers, case_insensitive=True),
+    "LEARNING_RATE": number(0, low_open=True),
+    "WEIGHT_DECAY": number(0),
+    "MOMENTUM": number(0, 1, high_open=True),
+    "SCHEDULER_FACTOR": number(0, 1, low_open=True, high_open=True),
+    "SCHEDULER_PATIENCE": integer(0),
+    "EPOCHS": integer(1),
+    "BATCH_SIZE": integer(1),
+    "NUM_WORKERS": integer(0),
+    "AUGMENT": boolean,
+    "SMOKE_PRECISION_WEIGHT": number(0, low_open=True),
+    "DECISION_THRESHOLD": number(0, 1, low_open=True, high_open=True),
+    "MIN_TEST_MEAN_F1": number(0, 1, optional=True),
+    "INPUT_BIT_WIDTH": integer(*INPUT_BITS),
+    "FIRST_LAYER_WEIGHT_BIT_WIDTH": integer(*WEIGHT_BITS),
+    "WEIGHT_BIT_WIDTH": integer(*WEIGHT_BITS),
+    "ACT_BIT_WIDTH": integer(*ACT_BITS),
+    "LAST_LAYER_WEIGHT_BIT_WIDTH": integer(*WEIGHT_BITS),
+    "BIAS_BIT_WIDTH": integer(*BIAS_BITS),
+    "QAT_EPOCHS": integer(1, optional=True),
+    "QAT_INIT_FROM_FP32": boolean,
+    "QAT_INIT_ALLOW_PARTIAL": boolean,
+    "EQUIVALENCE_IMAGES": integer(1),
+    "CLOCK_MHZ": number(0, low_open=True),
+    "TARGET_FPS": number(0, low_open=True),
+    "RESOURCE_BUDGET_FRACTION": number(0, 1, low_open=True),
+    "FIT_TO_PART": boolean,
+    "MVAU_WWIDTH_MAX": integer(1),
+    "STANDALONE_THRESHOLDS": boolean,
+    "FINN_VERIFY_IMAGES": integer(1),
+    "GENERATE_BITFILE": boolean,
+    "OOC_SYNTH": boolean,
+    "ACCELERATOR_BACKEND": choice(_backends),
+}
+
+
+def board_rule(value, values):
+    """BOARD must be a key of BOARD_PARTS (the part each board carries)."""
+    parts = values.get("BOARD_PARTS", {})
+    return None if value in parts else f"one of BOARD_PARTS {sorted(parts)}"
+
+
+def problems(values):
+    """'KEY = value: expected ...' for every value that breaks its rule."""
+    found = []
+    for key, value in values.items():
+        rule = RULES.get(key)
+        if key == "BOARD":
+            expected = board_rule(value, values)
+        else:
+            expected = rule(value) if rule is not None else None
+        if expected is not None:
+            found.append(f"{key} = {value!r}: expected {expected}")
+    return found
+
+
+def check_values(values):
+    """Raise one ValueError naming every bad key; the values stay as they are."""
+    found = problems(values)
+    if found:
+        raise ValueError("config: " + "; ".join(found) + " (see config.py for each knob)")
