@@ -17,7 +17,7 @@ from modules.data.yolo_labels import (
     WRONG_FIELD_COUNT,
 )
 from modules.run_paths import RunPaths
-from modules.training.session import prepare_data
+from modules.stages.train_fp32 import prepare_data
 
 CLASSES = ["smoke", "fire"]
 DFIRE_IDS = {0: "smoke", 1: "fire"}

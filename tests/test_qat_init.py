@@ -9,7 +9,7 @@ import torch
 import config
 from modules.run_paths import run_paths
 from modules.stages import train_brevitas as qat
-from modules.training import session as experiment
+from modules.stages import train_fp32 as experiment
 from modules.training.checkpoints import save_checkpoint
 
 
