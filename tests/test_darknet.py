@@ -1,5 +1,7 @@
 """Darknet cfg importer, detector models (FP32 and Brevitas) and .weights files."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +207,53 @@ def test_weights_file_header_is_darknets(tmp_path, tiny_cfg_file):
     raw = path.read_bytes()
     assert list(np.frombuffer(raw[:12], np.int32)) == [0, 2, 0]
     assert int(np.frombuffer(raw[12:20], np.int64)[0]) == 7
+
+
+def run_cli(capsys, *argv):
+    from modules.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cfg_summary_tinier_yolo_at_w1(capsys):
+    widths = [
+        "WEIGHT_BIT_WIDTH=1",
+        "FIRST_LAYER_WEIGHT_BIT_WIDTH=1",
+        "LAST_LAYER_WEIGHT_BIT_WIDTH=1",
+    ]
+    code, out, _ = run_cli(capsys, "cfg-summary", "tinier-yolo", "--json", "--set", *widths)
+    summary = json.loads(out)
+    # 3*16*9 + 16*64*9 + 64*64*9 + 64*128*9 + 128*256*9 + 256*512*9 + 2*512*512*9 + 512*125
+    assert code == 0 and summary["totals"]["weights"] == 6_377_392
+    assert summary["totals"]["weight_memory_bits"] == 6_377_392  # ~6.3 Mbit at W1
+    assert summary["layers"][-1]["output"] == "125x13x13"
+    assert summary["totals"]["macs_per_image"] == sum(r["macs"] for r in summary["layers"])
+    built = {(n["type"], n["built_as"]) for n in summary["finn"]}
+    assert built == {
+        ("conv", "ReLU"),
+        ("maxpool", "MaxPool(3, 1, 1) after the unsigned ReLU quantizer"),
+    }
+    assert len(summary["finn"]) == 9  # eight leaky convs and the 2/1 maxpool
+
+
+def test_cfg_summary_text_and_errors(capsys, tmp_path):
+    code, out, _ = run_cli(
+        capsys,
+        "cfg-summary",
+        "dfire-lpyolo",
+        "--img-size",
+        "64",
+        "--set",
+        "DARKNET_FINN_REPLACEMENTS=False",
+    )
+    assert code == 0 and "21x2x2" in out and "MMAC per image" in out and "FINN:" not in out
+    code, out, _ = run_cli(
+        capsys, "cfg-summary", "tinier-yolo", "--set", "DARKNET_FINN_REPLACEMENTS=False"
+    )
+    assert "-> error" in out
+    bad = tmp_path / "bad.cfg"
+    bad.write_text(TINY_CFG.replace("[route]", "[reorg]"))
+    code, _, err = run_cli(capsys, "cfg-summary", str(bad))
+    assert code == 2 and "bad.cfg:31 [reorg]: unknown section" in err

@@ -147,7 +147,6 @@ class QuantLayers:
         roles = {"first": self.bits.first_weight, "last": self.bits.last_weight}
         bits = roles.get(role, weight_bits or self.bits.weight)
         weight_quant = BinaryWeightQuant if bits == 1 else WeightQuant
-        bias_kwargs = {"bias_quant": BiasQuant, "bias_bit_width": self.bits.bias} if bias else {}
         return QuantConv2d(
             inp,
             oup,
@@ -158,7 +157,9 @@ class QuantLayers:
             bias=bias,
             weight_quant=weight_quant,
             weight_bit_width=bits,
-            **bias_kwargs,
+            # a Darknet conv without BN keeps a float bias: the signed quantizer after it
+            # requantizes, so FINN absorbs the bias into those thresholds exactly (a quantized
+            # per-tensor bias trips qonnx's ExtractBiasFromConv)
         )
 
     def act(self):
