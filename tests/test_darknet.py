@@ -257,3 +257,64 @@ def test_cfg_summary_text_and_errors(capsys, tmp_path):
     bad.write_text(TINY_CFG.replace("[route]", "[reorg]"))
     code, _, err = run_cli(capsys, "cfg-summary", str(bad))
     assert code == 2 and "bad.cfg:31 [reorg]: unknown section" in err
+
+
+CONCAT_CFG = """[net]
+width=32
+height=32
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+pad=1
+activation=relu
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=6
+size=3
+pad=1
+activation=relu
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,0
+
+[convolutional]
+filters=7
+size=1
+activation=linear
+
+[region]
+anchors=1,1
+classes=2
+num=1
+"""
+
+
+def test_concat_branches_share_one_quantizer(tmp_path):
+    path = tmp_path / "concat.cfg"
+    path.write_text(CONCAT_CFG)
+    plans, spec = plan_layers(path)
+    assert plans[4].out_shape == (14, 32, 32) and spec.stride == 1
+    assert plans[4].replacement == "one quantizer shared by the concatenated branches"
+    torch.manual_seed(0)
+    model = build_detector(path, QuantLayers(BitWidths())).eval()
+    first, second = model.layers[0].act, model.layers[2].act
+    assert second.act_quant is first.act_quant
+    with torch.no_grad():
+        out = model(images(2, 32))
+        branch = model.layers[2](model.layers[1](model.layers[0](model.input_quant(images(2, 32)))))
+    assert out.shape == (2, 7, 32, 32)
+    levels = branch / first.act_quant.scale()  # the second branch is on the first's grid
+    assert torch.allclose(levels, levels.round(), atol=1e-3)
+    with pytest.raises(ValueError, match=r"layer 4 \(route, cfg line 26\): concat"):
+        build_detector(path, QuantLayers(BitWidths()), finn_replacements=False)
+    assert build_detector(path, finn_replacements=False)(images(1, 32)).shape == (1, 7, 32, 32)

@@ -80,7 +80,8 @@ class TorchLayers:
         return nn.Identity()
 
     # ---- detector (modules/models/darknet.py) additions
-    def relu(self):
+    def relu(self, shared_quant=None):
+        # shared_quant: the quantizer of another concat branch (quantized kits reuse it)
         return nn.ReLU(inplace=True)
 
     def leaky_relu(self, slope=0.1):

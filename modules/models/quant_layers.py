@@ -198,7 +198,13 @@ class QuantLayers:
         return nn.Identity()
 
     # ---- detector (modules/models/darknet.py) additions
-    def relu(self):
+    def relu(self, shared_quant=None):
+        if shared_quant is not None:  # concat branches: one scale (as residual adds)
+            if not isinstance(shared_quant, QuantReLU):
+                raise ValueError("a concat joins a ReLU branch and a linear branch")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Keyword arguments are being passed")
+                return QuantReLU(act_quant=shared_quant.act_quant)
         return QuantReLU(act_quant=UnsignedActQuant, bit_width=self.bits.act)
 
     def leaky_relu(self, slope=0.1):
