@@ -1,12 +1,18 @@
 """Darknet cfg importer, detector models (FP32 and Brevitas) and .weights files."""
 
 import json
+import types
 
 import numpy as np
 import pytest
 import torch
 
-from modules.models.darknet import build_detector, detector_spec, plan_layers
+from modules.models.darknet import (
+    build_detector,
+    build_detector_from_config,
+    detector_spec,
+    plan_layers,
+)
 from modules.models.darknet_cfg import DarknetCfgError
 from modules.models.darknet_weights import load_darknet_weights, save_darknet_weights
 from modules.models.quant_layers import BitWidths, QuantLayers
@@ -318,3 +324,22 @@ def test_concat_branches_share_one_quantizer(tmp_path):
     with pytest.raises(ValueError, match=r"layer 4 \(route, cfg line 26\): concat"):
         build_detector(path, QuantLayers(BitWidths()), finn_replacements=False)
     assert build_detector(path, finn_replacements=False)(images(1, 32)).shape == (1, 7, 32, 32)
+
+
+def test_build_detector_from_config_loads_the_weights_file(tmp_path, tiny_cfg):
+    torch.manual_seed(0)
+    source = build_detector("dfire-lpyolo", width_mult=0.5)
+    path = save_darknet_weights(source, tmp_path / "dfire.weights")
+    values = vars(tiny_cfg) | {
+        "DETECTOR_WIDTH_MULT": 0.5,
+        "DARKNET_WEIGHTS_FILE": str(path),
+        "WEIGHT_BIT_WIDTH": 1,
+        "ACT_BIT_WIDTH": 3,
+    }
+    model = build_detector_from_config(types.SimpleNamespace(**values), quantized=True)
+    assert torch.equal(model.layers[0].conv.weight, source.layers[0].conv.weight)
+    assert model.layers[2].conv.weight_quant.bit_width() == 1  # WEIGHT_BIT_WIDTH
+    assert model.spec.head_channels == 21
+    missing = types.SimpleNamespace(**(values | {"DARKNET_WEIGHTS_FILE": "nope.weights"}))
+    with pytest.raises(FileNotFoundError, match="DARKNET_WEIGHTS_FILE = 'nope.weights'"):
+        build_detector_from_config(missing)

@@ -17,8 +17,14 @@ tensor times one scale); sigmoid/exp/grid decode and NMS run on the host.
 
 What FINN cannot build is replaced when `finn_replacements` (config.DARKNET_FINN_REPLACEMENTS)
 is True, for both kits alike so FP32 weights still fit: leaky ReLU -> ReLU; a size-2 stride-1
-maxpool (asymmetric padding) -> MaxPool(3, 1, 1). With False, FP32 builds the cfg as written
-and the quantized kit stops with an error naming the layer, its cfg line and the replacement.
+maxpool (asymmetric padding) -> MaxPool(3, 1, 1); the conv branches of a concat (route with
+several layers) share one output quantizer. With False, FP32 builds the cfg as written and the
+quantized kit stops with an error naming the layer, its cfg line and the replacement.
+Supported sections: [net], [convolutional] (filters, size, stride, pad/padding, groups,
+batch_normalize, activation linear/relu/leaky, binary -> 1-bit weights in the quantized kit),
+[maxpool] (stride = size, or stride 1), [route], [upsample], and one [region]/[yolo] head last.
+Through this repo's FINN flow (modules/dataflow/flow.py): conv, ReLU, maxpool, the head;
+route-concat and upsample build in PyTorch/Brevitas but the flow does not convert them yet.
 `plan_layers` lists every layer with shapes, weight counts, MACs and these FINN notes
 (`firesmoke cfg-summary`). Darknet `.weights` files: modules/models/darknet_weights.py.
 """
