@@ -12,6 +12,7 @@ from modules.models.darknet import (
     build_detector_from_config,
     detector_spec,
     plan_layers,
+    shared_quantizers,
 )
 from modules.models.darknet_cfg import DarknetCfgError
 from modules.models.darknet_weights import load_darknet_weights, save_darknet_weights
@@ -343,3 +344,24 @@ def test_build_detector_from_config_loads_the_weights_file(tmp_path, tiny_cfg):
     missing = types.SimpleNamespace(**(values | {"DARKNET_WEIGHTS_FILE": "nope.weights"}))
     with pytest.raises(FileNotFoundError, match="DARKNET_WEIGHTS_FILE = 'nope.weights'"):
         build_detector_from_config(missing)
+
+
+def test_chained_concats_share_one_quantizer_group(tmp_path):
+    conv = "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=relu\n\n"
+    head = "[convolutional]\nfilters=7\nsize=1\nactivation=linear\n\n"
+    head += "[region]\nanchors=1,1\nclasses=2\n"
+    text = (
+        "[net]\nwidth=16\nheight=16\n\n"
+        + conv  # 0
+        + conv  # 1
+        + "[route]\nlayers=1,0\n\n"  # 2
+        + conv  # 3
+        + "[route]\nlayers=-1,0\n\n"  # 4: joins 3 to the group of 0 and 1
+        + head  # 5
+    )
+    path = tmp_path / "chain.cfg"
+    path.write_text(text)
+    plans, _ = plan_layers(path)
+    assert shared_quantizers(plans) == {1: 0, 3: 0}
+    model = build_detector(path, QuantLayers(BitWidths()))
+    assert model.layers[3].act.act_quant is model.layers[0].act.act_quant

@@ -105,6 +105,10 @@ class TorchLayers:
         # the last conv's output: the raw detection head tensor
         return nn.Identity()
 
+    def unshared_concat(self):
+        # a concat whose branches keep their own quantizers (Darknet route, no replacements)
+        return nn.Identity()
+
 
 def conv_bn_act(layers, inp, oup, kernel, stride, role="body"):
     return nn.Sequential(

@@ -30,7 +30,7 @@ route-concat and upsample build in PyTorch/Brevitas but the flow does not conver
 """
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -83,7 +83,6 @@ class LayerPlan:
     sources: tuple = ()  # route: absolute layer indices
     finn_issue: str = ""  # what FINN cannot build here
     replacement: str = ""  # what is built instead (when replacements are on)
-    built_as: dict = field(default_factory=dict)
 
     @property
     def weights(self):
@@ -310,21 +309,32 @@ def shared_quantizers(plans):
                 f"layer {plan.index} (route, cfg line {plan.line}): concat of a ReLU branch and "
                 "a linear branch cannot share one quantizer (unsigned vs signed)"
             )
-        roots = {leaders.get(p, p) for p in producers}
-        for p in producers:
-            leaders[p] = min(roots)
-    return {conv: leader for conv, leader in leaders.items() if conv != leader}
+        for p in producers:  # union of groups, each led by its lowest conv index
+            _join(leaders, p, producers[0])
+    return {conv: _root(leaders, conv) for conv in leaders if _root(leaders, conv) != conv}
 
 
-def _module(layers, plan, replacements, built):
+def _root(leaders, conv):
+    while leaders.get(conv, conv) != conv:
+        conv = leaders[conv]
+    return conv
+
+
+def _join(leaders, a, b):
+    root_a, root_b = _root(leaders, a), _root(leaders, b)
+    leaders[max(root_a, root_b)] = min(root_a, root_b)
+    leaders.setdefault(min(root_a, root_b), min(root_a, root_b))
+
+
+def _module(layers, plan, replacements, shared):
     if plan.type == "conv":
-        return _conv_block(layers, plan, replacements, built.get("shared"))
+        return _conv_block(layers, plan, replacements, shared)
     if plan.type == "maxpool":
         return _maxpool(layers, plan, replacements)
     if plan.type == "upsample":
         return layers.upsample(plan.stride)
-    if len(plan.sources) > 1 and not replacements and getattr(layers, "bits", None) is not None:
-        raise _unbuildable(plan)
+    if len(plan.sources) > 1 and not replacements:
+        return _kit_call(layers.unshared_concat, plan)
     return nn.Identity()  # route: forward() gathers the sources
 
 
@@ -338,8 +348,7 @@ class DarknetDetector(nn.Module):
         self.layers = nn.ModuleList()
         leaders = shared_quantizers(plans) if replacements else {}
         for plan in plans:
-            leader = self.layers[leaders[plan.index]] if plan.index in leaders else None
-            shared = {"shared": leader.act} if leader is not None else {}
+            shared = self.layers[leaders[plan.index]].act if plan.index in leaders else None
             self.layers.append(_module(layers, plan, replacements, shared))
         self.routes = {p.index: p.sources for p in plans if p.type == "route"}
         self._init_weights()

@@ -226,6 +226,12 @@ class QuantLayers:
     def upsample(self, scale):
         return nn.Upsample(scale_factor=scale, mode="nearest")
 
+    def unshared_concat(self):
+        raise ValueError(
+            "a concat of branches with their own scales has no FINN mapping; set "
+            "config.DARKNET_FINN_REPLACEMENTS = True to share one quantizer across the branches"
+        )
+
     def head_quant(self):
         # signed 8-bit head: the accelerator's output is an INT8 tensor times one scale
         return QuantIdentity(act_quant=SignedActQuant, bit_width=HEAD_BITS)
