@@ -5,6 +5,7 @@ import types
 
 import config
 from modules.commands._shared import add_profile_arguments, parse_overrides, print_json
+from modules.hardware.estimates import PartBudget
 from modules.models.darknet import plan_layers
 from modules.models.darknet_cfg import DarknetCfgError
 from modules.models.darknet_summary import finn_notes, summary_table, summary_totals
@@ -37,6 +38,9 @@ def main(args):
         return 2
     table = summary_table(plans, bits)
     totals = summary_totals(table)
+    # every BRAM36 bit, as an upper bound: FINN's weight packing wastes some of them
+    part = PartBudget()
+    totals["part_bram_bits"] = part.BRAM36 * 36 * 1024
     notes = finn_notes(plans, replacements)
     if args.json:
         print_json(
@@ -60,6 +64,8 @@ def main(args):
         f"Mbit (without first/last conv {totals['body_weight_memory_bits'] / 1e6:.2f} Mbit); "
         f"{totals['macs_per_image'] / 1e6:.1f} MMAC per image"
     )
+    share = totals["weight_memory_bits"] / totals["part_bram_bits"]
+    print(f"weights take {100 * share:.0f} % of the {part.part}'s {part.BRAM36} BRAM36")
     for note in notes:
         print(
             f"FINN: layer {note['layer']} (line {note['line']}, {note['type']}): "
