@@ -122,6 +122,7 @@ def test_dfire_lpyolo_widths_and_head():
     assert sum(p.type == "maxpool" for p in plans) == 5
     assert spec.head_channels == 21 and spec.grid() == (13, 13)
     assert spec.anchors == ((10.0, 14.0), (23.0, 27.0), (37.0, 58.0))
+    assert spec.anchors_at(208) == ((5.0, 7.0), (11.5, 13.5), (18.5, 29.0))  # half the size
 
 
 def test_width_mult_keeps_the_head(tiny_cfg_file):
