@@ -3,6 +3,7 @@
 API (stable; the detection task and notebooks use these):
 
     spec = detector_spec(cfg_path)                  # DetectorSpec: anchors, classes, stride
+    spec.anchors_at(img_size)                       # anchors in pixels at the training size
     model = build_detector(cfg_path, layers=None, width_mult=1.0, finn_replacements=True)
     model.spec                                      # the same DetectorSpec
     head = model(images)  # images: (N, 3, H, W) float, UINT8 values 0..255 (scaled inside)
