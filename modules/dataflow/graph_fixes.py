@@ -27,13 +27,17 @@ class ReduceMeanToGlobalAveragePool(Transformation):
 
     @staticmethod
     def _is_spatial_mean(model, node):
-        if node.op_type != "ReduceMean" or len(node.input) < 2:
+        if node.op_type != "ReduceMean":
             return False
-        axes, shape = model.get_initializer(node.input[1]), model.get_tensor_shape(node.input[0])
+        # opset >= 18 gives the axes as a second input, older opsets as an attribute
+        axes = model.get_initializer(node.input[1]) if len(node.input) > 1 else None
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        axes = attributes.get("axes") if axes is None else axes
+        shape = model.get_tensor_shape(node.input[0])
         if axes is None or shape is None or len(shape) != 4:
             return False
-        keepdims = [a.i for a in node.attribute if a.name == "keepdims"]
-        return sorted(int(a) % 4 for a in np.atleast_1d(axes)) == [2, 3] and keepdims in ([], [1])
+        keepdims = attributes.get("keepdims", 1)
+        return sorted(int(a) % 4 for a in np.atleast_1d(axes)) == [2, 3] and keepdims == 1
 
 
 class BipolarOutputToBinary(Transformation):

@@ -15,6 +15,7 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.util.basic import get_by_name
+from threadpoolctl import threadpool_limits
 
 FLOAT32_EXACT = 2**24  # integers up to this magnitude are exact in float32 arithmetic
 LOOKUP_MAX_RANGE = 1 << 16  # threshold spans up to this become a table look-up
@@ -35,12 +36,39 @@ def _attr(node, name, default=None):
     return value.decode() if isinstance(value, bytes) else value
 
 
-class Emulator:
-    """`Emulator(model)(batch)` == stacked `execute_onnx(model, {input: image})[output]`."""
+class InputRangeError(ValueError):
+    """Inputs outside the datatype the graph declares for its input."""
 
-    def __init__(self, model, batch_size=8):
+
+def check_input_range(model, inputs):
+    """Raise InputRangeError unless every value of `inputs` is allowed by the datatype of the
+    graph input (a UINT8 input takes integers 0..255; FLOAT32 takes anything)."""
+    name = model.graph.input[0].name
+    dtype = model.get_tensor_datatype(name)
+    allowed = dtype.allowed(inputs)
+    if np.all(allowed):
+        return
+    bad = inputs[~np.asarray(allowed, dtype=bool)]
+    kind = "integers " if dtype.is_integer() else ""
+    raise InputRangeError(
+        f"graph input {name!r} is {dtype.name} ({kind}{dtype.min()}..{dtype.max()}); got "
+        f"values in {inputs.min()}..{inputs.max()}, {bad.size} of {inputs.size} not allowed "
+        f"(e.g. {bad.flat[0]}). Feed the values the model was compiled for, or compile with "
+        "--input-dtype FLOAT32"
+    )
+
+
+class Emulator:
+    """`Emulator(model)(batch)` == stacked `execute_onnx(model, {input: image})[output]`.
+
+    `threads`: BLAS threads while emulating (None: the library default). One thread is the
+    default because the batches are small and a busy machine makes BLAS threads spin-wait.
+    """
+
+    def __init__(self, model, batch_size=8, threads=1):
         self.model = model if isinstance(model, ModelWrapper) else ModelWrapper(str(model))
         self.batch_size = batch_size  # 224x224 activations: a few MB per image and layer
+        self.threads = threads
         self.input_name = self.model.graph.input[0].name
         self.output_name = self.model.graph.output[0].name
         self.steps = [self._compile(node) for node in self.model.graph.node]
@@ -57,12 +85,14 @@ class Emulator:
         return node, builder(node, self.model), shapes
 
     def __call__(self, inputs):
-        """All of `inputs`, in batches."""
+        """All of `inputs`, in batches (values checked against the input datatype first)."""
         inputs = np.asarray(inputs, dtype=np.float32)
-        batches = [
-            self.run_batch(inputs[start : start + self.batch_size])
-            for start in range(0, len(inputs), self.batch_size)
-        ]
+        check_input_range(self.model, inputs)
+        with threadpool_limits(self.threads):
+            batches = [
+                self.run_batch(inputs[start : start + self.batch_size])
+                for start in range(0, len(inputs), self.batch_size)
+            ]
         return np.concatenate(batches)
 
     def run_batch(self, inputs):
@@ -168,12 +198,14 @@ def _mvau(node, model):
     weights = _initializer(model, node, 1).astype(np.float32)
     idt, wdt = _attr(node, "inputDataType"), _attr(node, "weightDataType")
     if _attr(node, "binaryXnorMode", 0) or (idt == "BIPOLAR" and wdt == "BIPOLAR"):
-        binary = weights if _attr(node, "binaryXnorMode", 0) else (weights + 1) / 2
-        to_binary = (lambda x: x) if _attr(node, "binaryXnorMode", 0) else (lambda x: (x + 1) / 2)
+        xnor = bool(_attr(node, "binaryXnorMode", 0))
+        binary = weights if xnor else (weights + 1) / 2
+        rows, weight_ones = binary.shape[0], binary.sum(axis=0)
 
-        def product(x):  # xnor-popcount: number of positions where input and weight agree
-            b = to_binary(x)
-            return b @ binary + (1 - b) @ (1 - binary)
+        def product(x):  # xnor-popcount: positions where input and weight agree, counted as
+            b = x if xnor else (x + 1) / 2  # b.w + (1-b).(1-w) = K - sum b - sum w + 2 b.w
+            ones = b.sum(axis=-1, keepdims=True)
+            return (rows - weight_ones) - ones + 2 * (b @ binary)
     else:
         dtype = _matmul_dtype(model, node, weights)
         typed = weights.astype(dtype)
