@@ -66,6 +66,7 @@ from qonnx.util.cleanup import cleanup_model
 from modules.dataflow.graph_fixes import (
     BipolarOutputToBinary,
     ReduceMeanToGlobalAveragePool,
+    RemoveTransposeBeforeFlatten,
     output_tail_nodes,
 )
 from modules.dataflow.setup import ensure_finn
@@ -305,6 +306,7 @@ def streamline(model, out_dir=None):
         # between two HW layers.
         global_acc_pool.InferGlobalAccPoolLayer(),
         absorb.AbsorbConsecutiveTransposes(),
+        RemoveTransposeBeforeFlatten(),
         ConvertBipolarMatMulToXnorPopcount(),
         Streamline(),
         RoundAndClipThresholds(),
