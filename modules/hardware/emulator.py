@@ -18,6 +18,7 @@ from qonnx.util.basic import get_by_name
 from threadpoolctl import threadpool_limits
 
 FLOAT32_EXACT = 2**24  # integers up to this magnitude are exact in float32 arithmetic
+FLOAT64_EXACT = 2**53  # ... and in float64; beyond that, int64
 LOOKUP_MAX_RANGE = 1 << 16  # threshold spans up to this become a table look-up
 
 
@@ -185,13 +186,39 @@ def _thresholding(node, model):
     return lambda x, *_: (thresholds(x),)
 
 
-def _matmul_dtype(model, node, weights):
-    largest_input = max(
-        abs(model.get_tensor_datatype(node.input[0]).min()),
-        abs(model.get_tensor_datatype(node.input[0]).max()),
-    )
-    bound = weights.shape[0] * largest_input * float(np.abs(weights).max())
-    return np.float32 if bound < FLOAT32_EXACT else np.float64
+def exact_dtype(bound):
+    """The cheapest dtype in which every integer sum up to |bound| is exact: float32 below
+    2**24, float64 below 2**53 (BLAS kernels either way), else int64 (numpy, slow)."""
+    if bound < FLOAT32_EXACT:
+        return np.float32
+    return np.float64 if bound < FLOAT64_EXACT else np.int64
+
+
+def _magnitude(model, tensor):
+    """Largest |value| the tensor's datatype allows; None for float datatypes."""
+    dtype = model.get_tensor_datatype(tensor)
+    return max(abs(dtype.min()), abs(dtype.max())) if dtype.is_integer() else None
+
+
+def accumulator_dtype(model, tensor, terms, weight_magnitude=1.0):
+    """Dtype for a sum of `terms` products of `tensor` values and weights up to
+    `weight_magnitude`: bound = terms * max|x| * max|w| (checked per layer). A float input
+    keeps float32, as execute_onnx computes it."""
+    largest = _magnitude(model, tensor)
+    if largest is None:
+        return np.float32
+    return exact_dtype(terms * largest * float(weight_magnitude))
+
+
+def _exact(dtype, compute):
+    """`compute` in `dtype`, result in the float32 containers FINN's execution uses."""
+    if dtype == np.float32:
+        return compute
+
+    def wrapped(*arrays):
+        return compute(*(a.astype(dtype) for a in arrays)).astype(np.float32)
+
+    return wrapped
 
 
 def _mvau(node, model):
@@ -207,7 +234,7 @@ def _mvau(node, model):
             ones = b.sum(axis=-1, keepdims=True)
             return (rows - weight_ones) - ones + 2 * (b @ binary)
     else:
-        dtype = _matmul_dtype(model, node, weights)
+        dtype = accumulator_dtype(model, node.input[0], weights.shape[0], np.abs(weights).max())
         typed = weights.astype(dtype)
 
         def product(x):
@@ -227,7 +254,9 @@ def _vvau(node, model):
     # execute_node un-interleaves PE groups unless the SWG feeds it (then PE = channels)
     from_swg = producer is not None and producer.op_type in ("Im2Col", "ConvolutionInputGenerator")
     pe = channels if from_swg else _attr(node, "PE")
-    weights = _initializer(model, node, 1).reshape(channels, k_h * k_w).T.astype(np.float32)
+    weights = _initializer(model, node, 1).reshape(channels, k_h * k_w).T
+    dtype = accumulator_dtype(model, node.input[0], k_h * k_w, np.abs(weights).max())
+    weights = weights.astype(dtype)
     bipolar = (
         _attr(node, "inputDataType") == "BIPOLAR" and _attr(node, "weightDataType") == "BIPOLAR"
     )
@@ -246,9 +275,10 @@ def _vvau(node, model):
 
     def kernel(x, *_):
         views = windows(x)
-        acc = views[0] * weights[0]
+        acc = views[0].astype(dtype, copy=False) * weights[0]
         for k in range(1, k_h * k_w):
-            acc += views[k] * weights[k]
+            acc += views[k].astype(dtype, copy=False) * weights[k]
+        acc = acc.astype(np.float32, copy=False)
         if bipolar:
             acc = (acc + k_h * k_w) / 2
         return (acc if thresholds is None else thresholds(acc),)
@@ -325,7 +355,10 @@ def _elementwise(node, model):
 
 
 def _global_acc_pool(node, model):
-    return lambda x: (x.sum(axis=(1, 2), dtype=np.float32),)
+    _n, height, width, _c = model.get_tensor_shape(node.input[0])
+    dtype = accumulator_dtype(model, node.input[0], height * width)
+    sum_pixels = _exact(dtype, lambda x: x.sum(axis=(1, 2)))
+    return lambda x: (sum_pixels(x),)
 
 
 def _pool(node, model):
