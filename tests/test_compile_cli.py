@@ -144,7 +144,6 @@ def test_emulate_runs_the_design_bit_exact(tmp_path):
 
 
 def test_emulate_refuses_inputs_outside_the_input_datatype(tmp_path):
-    _, _, out = compiled("tfc_w1a1")  # compiled with --input-dtype auto: FLOAT32 takes all
     design_dir = tmp_path / "uint8"
     build, shape = MODELS["tfc_w1a1"]
     model_path = export_raw(build(), shape, tmp_path / "tfc.onnx")
