@@ -376,6 +376,9 @@ REMEDIES = {
     "ReduceMean": "to_finn rewrites a mean over H and W (keepdims) to GlobalAveragePool; "
     "any other ReduceMean has no HW layer: pool with AdaptiveAvgPool2d(1) instead",
     "Im2Col": "InferConvInpGen",
+    "LeakyRelu": "no FINN HW layer: only ReLU-family activations become thresholds; use "
+    "(Quant)ReLU in the model",
+    "Sigmoid": "no FINN HW layer: cut the export before it and apply it on the host",
     "MaxPool": "MakeMaxPoolNHWC, then InferPool",
     "MaxPoolNHWC": "InferPool",
 }
