@@ -11,7 +11,7 @@ from qonnx.util.basic import qonnx_make_model
 from test_finn_flow import cnv_flow, mobilenet_flow
 
 from modules.dataflow import stage_check as hw_verify
-from modules.hardware.emulator import Emulator, InputRangeError, exact_dtype
+from modules.hardware.emulator import Emulator, InputRangeError, Thresholds, exact_dtype
 from modules.quantization.equivalence import onnx_stage
 
 
@@ -117,3 +117,13 @@ def test_mvau_accumulates_exactly_beyond_float32(in_dtype):
     emulated = Emulator(model).run_batch(x)
     exact = x.astype(np.int64) @ weights.astype(np.int64)
     assert np.array_equal(emulated, exact.astype(np.float32))
+
+
+@pytest.mark.parametrize("span", [100, 300_000, 2**25])  # float32 table, uint8 table, no table
+def test_thresholds_count_like_direct_comparison(span):
+    rng = np.random.default_rng(0)
+    thresholds = np.sort(rng.integers(-span // 2, span // 2, (4, 15)), axis=1).astype(np.float32)
+    x = rng.integers(-span, span, (6, 5, 4)).astype(np.float32)
+    x[0, 0] = thresholds[:, 3]  # equal to a threshold counts it
+    expected = (x[..., None] >= thresholds).sum(axis=-1)
+    assert np.array_equal(Thresholds(thresholds, integer_input=True)(x), expected)

@@ -19,7 +19,8 @@ from threadpoolctl import threadpool_limits
 
 FLOAT32_EXACT = 2**24  # integers up to this magnitude are exact in float32 arithmetic
 FLOAT64_EXACT = 2**53  # ... and in float64; beyond that, int64
-LOOKUP_MAX_RANGE = 1 << 16  # threshold spans up to this become a table look-up
+LOOKUP_MAX_ENTRIES = 2**24  # threshold tables up to this size (and float32-exact indices)
+SMALL_TABLE = 2**16  # smaller tables hold float32 counts (no conversion); larger ones uint8
 
 
 def generic_op_type(node):
@@ -122,8 +123,10 @@ class Emulator:
 class Thresholds:
     """y = number of thresholds <= x, per channel (last axis), times scale plus bias.
 
-    Integer inputs with a narrow threshold span use a look-up table (one gather instead of one
-    comparison per threshold); otherwise thresholds are compared one column at a time.
+    Integer inputs use a look-up table of counts over the threshold span (one gather instead
+    of one comparison per threshold; a wide span's table holds uint8 counts, to stay in
+    cache) unless it would exceed LOOKUP_MAX_ENTRIES; then thresholds are compared column by
+    column.
     """
 
     def __init__(self, thresholds, integer_input, scale=1.0, bias=0.0):
@@ -132,11 +135,13 @@ class Thresholds:
         low, high = np.floor(self.thresholds.min()), np.ceil(self.thresholds.max())
         self.table = None
         table_size = len(self.thresholds) * (high - low + 2)
-        if integer_input and high - low < LOOKUP_MAX_RANGE and table_size < FLOAT32_EXACT:
+        if integer_input and table_size < LOOKUP_MAX_ENTRIES:
             self.low, self.high = int(low) - 1, int(high)
             levels = np.arange(self.low, self.high + 1, dtype=np.float32)
             counts = [np.searchsorted(np.sort(t), levels, "right") for t in self.thresholds]
-            self.table = np.stack(counts).astype(np.float32).ravel()
+            narrow = table_size > SMALL_TABLE and self.thresholds.shape[1] < 256
+            count_dtype = np.uint8 if narrow else np.float32
+            self.table = np.stack(counts).astype(count_dtype).ravel()
             # flat index = clipped x + channel * span - low, in float32 (exact below 2**24)
             channels, span = len(self.thresholds), len(levels)
             self.offsets = np.arange(channels, dtype=np.float32) * span - self.low
@@ -149,7 +154,7 @@ class Thresholds:
         else:
             index = np.clip(x, self.low, self.high)
             index += self.offsets if len(self.offsets) > 1 else self.offsets[0]
-            count = self.table[index.astype(np.int32)]
+            count = self.table[index.astype(np.int32)].astype(np.float32, copy=False)
         if self.scale == 1 and self.bias == 0:
             return count
         return self.scale * count + self.bias
