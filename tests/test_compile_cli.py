@@ -152,3 +152,17 @@ def test_emulate_refuses_inputs_outside_the_input_datatype(tmp_path):
     np.save(tmp_path / "x.npy", np.full((2, 1, 28, 28), 300.0, dtype=np.float32))
     with pytest.raises(SystemExit, match="UINT8.*0..255.*300"):
         cli.main(["emulate", str(design_dir), "--inputs", str(tmp_path / "x.npy"), "--out", "y"])
+
+
+def test_missing_files_give_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match=r"compile: no model file .*nothing\.onnx"):
+        cli.main(["compile", str(tmp_path / "nothing.onnx"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match=r"design\.onnx not found; compile the model first"):
+        cli.main(["emulate", str(tmp_path), "--inputs", "x.npy", "--out", "y.npy"])
+
+
+def test_emulate_refuses_inputs_of_another_shape(tmp_path):
+    _, _, out = compiled("float_reducemean")
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 8), dtype=np.float32))
+    with pytest.raises(SystemExit, match=r"takes \(N, 3, 16, 16\); got .*\(2, 3, 8, 8\)"):
+        cli.main(["emulate", str(out), "--inputs", str(tmp_path / "x.npy"), "--out", "y.npy"])

@@ -46,7 +46,10 @@ def main(args):
         folding=args.folding,
         input_dtype=args.input_dtype,
     )
-    report = compile_model(args.model, args.out, settings)
+    try:
+        report = compile_model(args.model, args.out, settings)
+    except (OSError, ValueError) as error:  # no model file, not an ONNX model
+        raise SystemExit(str(error)) from None
     if args.json:
         print_json(report)
     else:

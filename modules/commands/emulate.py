@@ -22,8 +22,11 @@ def add_arguments(parser):
 
 
 def main(args):
-    emulator = Emulator(load_design(args.design), batch_size=args.batch_size)
-    inputs = np.load(args.inputs)
+    try:
+        emulator = Emulator(load_design(args.design), batch_size=args.batch_size)
+        inputs = np.load(args.inputs)
+    except (OSError, ValueError) as error:  # no design / no or unreadable .npy
+        raise SystemExit(f"emulate: {error}") from None
     started = time.perf_counter()
     try:
         outputs = emulator(inputs)

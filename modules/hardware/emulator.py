@@ -39,7 +39,18 @@ def _attr(node, name, default=None):
 
 
 class InputRangeError(ValueError):
-    """Inputs outside the datatype the graph declares for its input."""
+    """Inputs outside the datatype (or of another shape than) the graph declares."""
+
+
+def check_input_shape(model, inputs):
+    """Raise InputRangeError unless each input has the graph input's size (batch first)."""
+    name = model.graph.input[0].name
+    shape = model.get_tensor_shape(name)
+    if inputs.ndim == 0 or int(np.prod(inputs.shape[1:])) != int(np.prod(shape[1:])):
+        raise InputRangeError(
+            f"graph input {name!r} takes (N, {', '.join(map(str, shape[1:]))}); got inputs of "
+            f"shape {tuple(inputs.shape)}"
+        )
 
 
 def check_input_range(model, inputs):
@@ -89,6 +100,7 @@ class Emulator:
     def __call__(self, inputs):
         """All of `inputs`, in batches (values checked against the input datatype first)."""
         inputs = np.asarray(inputs, dtype=np.float32)
+        check_input_shape(self.model, inputs)
         check_input_range(self.model, inputs)
         with threadpool_limits(self.threads):
             batches = [
