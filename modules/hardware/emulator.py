@@ -7,7 +7,12 @@ threshold semantics (count of thresholds <= x), the same layouts (NHWC, im2col o
 kernel-row, kernel-column, channel). It runs the generic HW graph (before specialization), a
 parent graph with its StreamingDataflowPartition (the child is emulated too), and
 specialized or folded graphs (an X_hls / X_rtl layer computes what X does; PE and SIMD do not
-change results). Notebook 05 uses it as the off-board accelerator.
+change results). Notebook 05 and `firesmoke emulate` use it as the off-board accelerator.
+
+Integer arithmetic runs on BLAS in float where that is exact: per layer, the accumulator
+bound terms * max|x| * max|w| (from the input and weight datatypes) picks float32 (exact
+below 2**24), float64 (below 2**53) or int64 (`accumulator_dtype`). Inputs outside the graph
+input's datatype are refused (`check_input_range`).
 """
 
 import numpy as np
