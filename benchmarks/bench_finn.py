@@ -16,16 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from bench_emulator import compare
 from torch import nn
 
 import config
 from modules.dataflow import flow as finn_flow
 from modules.hardware import estimates as finn_estimates
-from modules.hardware.emulator import Emulator
 from modules.models.quant_layers import BitWidths, build_quant_model
-from modules.quantization.equivalence import onnx_stage
 from modules.quantization.export import export_qonnx_model
 
 
@@ -103,25 +101,6 @@ def report_search(best, frontier, out_dir, budget):
     print(f"    frontier plot: {paths['frontier_png']}")
 
 
-def bench_emulator(hw_graph, size, onnx_images, emulator_images):
-    images = np.random.default_rng(0).integers(0, 256, (emulator_images, 3, size, size))
-    images = images.astype(np.float32)
-    started = time.perf_counter()
-    reference = onnx_stage(hw_graph)(images[:onnx_images])
-    onnx_per_image = (time.perf_counter() - started) / onnx_images
-    emulator = Emulator(hw_graph)
-    emulator(images[:2])  # warm-up (first touch of the weight tables)
-    started = time.perf_counter()
-    emulated = emulator(images)
-    emulator_per_image = (time.perf_counter() - started) / emulator_images
-    identical = np.array_equal(emulated[:onnx_images].reshape(reference.shape), reference)
-    print(f"(2) emulator vs execute_onnx on the HW-layer graph, {size}x{size}")
-    print(f"    execute_onnx: {onnx_images} images, {onnx_per_image * 1e3:.0f} ms/image")
-    print(f"    emulator:     {emulator_images} images, {emulator_per_image * 1e3:.1f} ms/image")
-    print(f"    identical outputs on all {onnx_images} compared images: {identical}")
-    print(f"    speed-up: {onnx_per_image / emulator_per_image:.0f}x")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=config.IMG_SIZE)
@@ -138,7 +117,14 @@ def main():
     print(f"flow to the HW graph: {time.perf_counter() - started:.0f} s (graphs in {work})")
     best, frontier = search(flow.child, budget)
     report_search(best, frontier, args.out, budget)
-    bench_emulator(flow.models["hw_layers"], args.size, args.onnx_images, args.emulator_images)
+    print("(2) emulator vs execute_onnx on the HW-layer graph (benchmarks/bench_emulator.py)")
+    compare(
+        "MobileNetV2-mini W4A4",
+        flow.models["hw_layers"],
+        args.size,
+        args.onnx_images,
+        args.emulator_images,
+    )
 
 
 if __name__ == "__main__":

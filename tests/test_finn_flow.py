@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 import torch
 from onnx import helper
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_shapes import InferShapes
+from qonnx.util.basic import qonnx_make_model
 from torch import nn
 
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check as hw_verify
+from modules.dataflow.graph_fixes import ReduceMeanToGlobalAveragePool
 from modules.dataflow.setup import ensure_finn
 from modules.models.architecture import ScaleInput
 from modules.models.quant_layers import BitWidths, build_quant_model
@@ -198,3 +201,66 @@ def test_folding_json_round_trip(tmp_path):
         for name in ("PE", "SIMD"):
             if name in expected[node.name]:
                 assert getCustomOp(node).get_nodeattr(name) == expected[node.name][name]
+
+
+def _graph_from_input(nodes, initializers, shape=(1, 3, 4, 4), opset=None):
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", 1, list(shape))],
+        [helper.make_tensor_value_info(nodes[-1].output[0], 1, None)],
+    )
+    kwargs = {"opset_imports": [helper.make_opsetid("", opset)]} if opset else {}
+    model = ModelWrapper(qonnx_make_model(graph, **kwargs))
+    for name, value in initializers.items():
+        typed = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=np.float32)
+        model.set_initializer(name, typed)
+    return model.transform(InferShapes())
+
+
+def _quant_on_input(scale, signed=1):
+    quant = helper.make_node(
+        "Quant",
+        ["x", "scale", "zero", "bits"],
+        ["y"],
+        domain="qonnx.custom_op.general",
+        signed=signed,
+        narrow=0,
+        rounding_mode="ROUND",
+    )
+    return _graph_from_input([quant], {"scale": scale, "zero": 0.0, "bits": 8.0})
+
+
+def test_input_datatype_is_read_from_the_graph():
+    pixels = _graph_from_input(
+        [helper.make_node("Mul", ["x", "s"], ["y"])], {"s": 1 / 255}
+    )  # pixels scaled in the graph
+    assert finn_flow.graph_input_datatype(pixels) == "UINT8"
+    divided = _graph_from_input([helper.make_node("Div", ["x", "d"], ["y"])], {"d": 255.0})
+    assert finn_flow.graph_input_datatype(divided) == "UINT8"
+    assert finn_flow.graph_input_datatype(_quant_on_input(1.0)) == "INT8"
+    assert finn_flow.graph_input_datatype(_quant_on_input(1.0, signed=0)) == "UINT8"
+    assert finn_flow.graph_input_datatype(_quant_on_input(2.0**-7)) == "FLOAT32"  # CNV-style
+    annotated = _quant_on_input(2.0**-7)
+    annotated.set_tensor_datatype("x", DataType["INT4"])
+    assert finn_flow.graph_input_datatype(annotated) == "INT4"
+    assert mobilenet_flow()["flow"].input_dtype == "UINT8"  # ScaleInput: Mul(1/255) first
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_spatial_reduce_mean_becomes_global_average_pool(opset):
+    if opset >= 18:  # axes as an input
+        node = helper.make_node("ReduceMean", ["x", "axes"], ["y"], keepdims=1)
+        model = _graph_from_input([node], {"axes": np.asarray([2, 3])}, opset=opset)
+    else:  # axes as an attribute
+        node = helper.make_node("ReduceMean", ["x"], ["y"], axes=[-2, -1], keepdims=1)
+        model = _graph_from_input([node], {}, opset=opset)
+    fixed = model.transform(ReduceMeanToGlobalAveragePool())
+    assert finn_flow.node_counts(fixed) == {"GlobalAveragePool": 1}
+    assert fixed.get_tensor_shape("y") == [1, 3, 1, 1]
+    channel_mean = _graph_from_input(
+        [helper.make_node("ReduceMean", ["x"], ["y"], axes=[1], keepdims=1)], {}, opset=13
+    )
+    assert finn_flow.node_counts(channel_mean.transform(ReduceMeanToGlobalAveragePool())) == {
+        "ReduceMean": 1
+    }

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import finn.transformation.streamline.absorb as absorb
 import finn.transformation.streamline.reorder as reorder
+import numpy as np
 import pandas as pd
 from finn.transformation.fpgadataflow.convert_to_hw import (
     binary_matrix_vector_activation,
@@ -62,7 +63,12 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 from qonnx.util.cleanup import cleanup_model
 
-from modules.dataflow.graph_fixes import BipolarOutputToBinary, output_tail_nodes
+from modules.dataflow.graph_fixes import (
+    BipolarOutputToBinary,
+    ReduceMeanToGlobalAveragePool,
+    RemoveTransposeBeforeFlatten,
+    output_tail_nodes,
+)
 from modules.dataflow.setup import ensure_finn
 
 # Stage numbers are fixed so a file name always means the same step, whichever steps ran.
@@ -96,7 +102,15 @@ HW_DOMAIN = "finn.custom_op.fpgadataflow"
 
 
 class FinnFlowError(RuntimeError):
-    """A step cannot continue; the message says what is in the way and what usually fixes it."""
+    """A step cannot continue; the message says what is in the way and what usually fixes it.
+
+    `blocker`: the node that keeps the graph from one HW partition (dict: name, op_type,
+    remedy), when that is the problem; `reports`: the StepReports of the steps that ran."""
+
+    def __init__(self, message, blocker=None):
+        super().__init__(message)
+        self.blocker = blocker
+        self.reports = []
 
 
 @dataclass
@@ -153,15 +167,75 @@ def load_qonnx(path, out_dir=None):
 
 
 def to_finn(model, out_dir=None):
-    """QONNX Quant/BipolarQuant nodes -> FINN's MultiThreshold + Mul representation."""
+    """qonnx clean-ups (shapes, constants, ReduceMean pooling as GlobalAveragePool), then
+    QONNX Quant/BipolarQuant nodes -> FINN's MultiThreshold + Mul representation."""
     started, before = _start(model)
-    model = cleanup_model(model).transform(ConvertQONNXtoFINN())
+    model = cleanup_model(model)  # ReduceMean's rewrite needs the shapes cleanup infers
+    model = cleanup_model(model.transform(ReduceMeanToGlobalAveragePool()))
+    model = model.transform(ConvertQONNXtoFINN())
     return _finish("finn_onnx", before, model, out_dir, started)
+
+
+PIXEL_SCALE = 1.0 / 255.0
+
+
+def graph_input_datatype(model):
+    """The input datatype a QONNX graph declares or implies (what `input_dtype="auto"` uses):
+
+    - the graph input's own quantization annotation, when it has one;
+    - UINT8 when the graph starts by scaling by 1/255 (pixels 0..255 scaled inside the
+      graph, like this repo's ScaleInput): streamlining then moves that scale into the
+      first thresholds;
+    - the first quantizer's integer grid when it reads the raw input at scale 1, zero point 0;
+    - otherwise FLOAT32: the first quantizer expects floats, so the host feeds floats.
+    """
+    name = model.graph.input[0].name
+    annotated = model.get_tensor_datatype(name)
+    if annotated != DataType["FLOAT32"]:
+        return annotated.name
+    consumers = model.find_consumers(name) or []
+    if len(consumers) != 1:
+        return "FLOAT32"
+    first = consumers[0]
+    if _pixel_scale(model, first):
+        return "UINT8"
+    if first.op_type == "Quant" and first.input[0] == name:
+        return _integer_quant_datatype(model, first) or "FLOAT32"
+    return "FLOAT32"
+
+
+def _pixel_scale(model, node):
+    """Whether `node` is x * (1/255) or x / 255 with a scalar constant."""
+    if node.op_type not in ("Mul", "Div"):
+        return False
+    constants = [model.get_initializer(i) for i in node.input]
+    constant = constants[1] if constants[1] is not None else constants[0]
+    if (
+        constant is None
+        or constant.size != 1
+        or (node.op_type == "Div" and constants[0] is not None)
+    ):
+        return False
+    factor = float(constant.item())
+    factor = factor if node.op_type == "Mul" else 1.0 / factor
+    return bool(np.isclose(factor, PIXEL_SCALE, rtol=1e-6))
+
+
+def _integer_quant_datatype(model, quant):
+    scale, zero_point, bits = (model.get_initializer(i) for i in quant.input[1:4])
+    if any(v is None for v in (scale, zero_point, bits)):
+        return None
+    if not (np.all(scale == 1) and np.all(zero_point == 0)):
+        return None
+    signed = getCustomOp(quant).get_nodeattr("signed")
+    return f"{'INT' if signed else 'UINT'}{int(bits.item())}"
 
 
 def tidy_up(model, out_dir=None, input_dtype="UINT8"):
     """Shapes, constants, readable names, datatypes; then declare the graph input's datatype.
 
+    `input_dtype`: a qonnx DataType name (run_flow resolves "auto" on the QONNX graph with
+    `graph_input_datatype`, before conversion hides the first quantizer), or None to keep it.
     UINT8 input: the model scales 0..255 pixels inside the graph, so marking the input UINT8
     lets streamlining move that scale into the first thresholds (no 255-level input layer).
     """
@@ -232,6 +306,7 @@ def streamline(model, out_dir=None):
         # between two HW layers.
         global_acc_pool.InferGlobalAccPoolLayer(),
         absorb.AbsorbConsecutiveTransposes(),
+        RemoveTransposeBeforeFlatten(),
         ConvertBipolarMatMulToXnorPopcount(),
         Streamline(),
         RoundAndClipThresholds(),
@@ -298,8 +373,12 @@ REMEDIES = {
     "MoveScalarLinearPastInvariants, then InferQuantizedMatrixVectorActivation",
     "MultiThreshold": "InferThresholdingLayer; a BIPOLAR output needs BipolarOutputToBinary",
     "GlobalAveragePool": "InferGlobalAccPoolLayer during streamlining",
-    "ReduceMean": "ReduceMeanToGlobalAveragePool on the QONNX graph (modules.dataflow.graph_fixes)",
+    "ReduceMean": "to_finn rewrites a mean over H and W (keepdims) to GlobalAveragePool; "
+    "any other ReduceMean has no HW layer: pool with AdaptiveAvgPool2d(1) instead",
     "Im2Col": "InferConvInpGen",
+    "LeakyRelu": "no FINN HW layer: only ReLU-family activations become thresholds; use "
+    "(Quant)ReLU in the model",
+    "Sigmoid": "no FINN HW layer: cut the export before it and apply it on the host",
     "MaxPool": "MakeMaxPoolNHWC, then InferPool",
     "MaxPoolNHWC": "InferPool",
 }
@@ -334,25 +413,53 @@ def non_hw_nodes_between_hw(model):
     return stuck
 
 
+# Layout and scalar-linear nodes pile up around a node FINN cannot map (Transposes from conv
+# lowering cannot cancel across it, scales cannot move past it); once that node is gone they
+# move or cancel, so they are listed as consequences, not named as the blocker.
+MOVABLE = ("Transpose", "Reshape", "Flatten", "Mul", "Add", "Div", "Sub")
+
+
+def find_blocker(stuck):
+    """The node among `stuck` (graph order) that no streamlining moves or absorbs: the first
+    one that is not a layout/scalar op, else the first stuck node."""
+    fixed = [node for node in stuck if node.op_type not in MOVABLE]
+    return (fixed or stuck)[0]
+
+
+def _describe(model, node):
+    before = [f"{p.name} ({p.op_type})" for p in model.find_direct_predecessors(node) or []]
+    after = [f"{s.name} ({s.op_type})" for s in model.find_direct_successors(node) or []]
+    return (
+        f"{node.name} ({node.op_type}) between [{', '.join(before) or 'graph input'}] "
+        f"and [{', '.join(after) or 'graph output'}]"
+    )
+
+
 def check_hw_only(model):
-    """Raise FinnFlowError naming every non-HW node left between HW layers, its neighbours
-    and the streamlining transformations that usually remove it."""
+    """Raise FinnFlowError naming the node that blocks one HW partition (its neighbours and
+    the transformations that usually remove it), then the other non-HW nodes left between
+    HW layers."""
     stuck = non_hw_nodes_between_hw(model)
     if not stuck:
         return
-    lines = []
-    for node in stuck:
-        before = [f"{p.name} ({p.op_type})" for p in model.find_direct_predecessors(node) or []]
-        after = [f"{s.name} ({s.op_type})" for s in model.find_direct_successors(node) or []]
-        remedy = REMEDIES.get(node.op_type, "streamline further so it is absorbed or moved out")
-        lines.append(
-            f"- {node.name} ({node.op_type}) between [{', '.join(before) or 'graph input'}] "
-            f"and [{', '.join(after) or 'graph output'}]; usually removed by: {remedy}"
-        )
-    raise FinnFlowError(
-        f"{len(stuck)} non-HW node(s) sit between HW layers, so the accelerator cannot be one "
-        "dataflow partition:\n" + "\n".join(lines)
+    blocker = find_blocker(stuck)
+    remedy = REMEDIES.get(
+        blocker.op_type,
+        "no FINN HW layer implements it: replace it in the "
+        "model, or cut the graph so it runs on the host",
     )
+    others = [f"- {_describe(model, node)}" for node in stuck if node is not blocker]
+    message = (
+        f"the accelerator cannot be one dataflow partition: blocked by "
+        f"{_describe(model, blocker)}; usually removed by: {remedy}"
+    )
+    if others:
+        message += (
+            f"\n{len(others)} other non-HW node(s) between HW layers (these usually move or "
+            "cancel once the blocker is gone):\n" + "\n".join(others)
+        )
+    info = {"name": blocker.name, "op_type": blocker.op_type, "remedy": remedy}
+    raise FinnFlowError(message, blocker=info)
 
 
 # ------------------------------------------------------------------ partition and after
@@ -482,6 +589,7 @@ class FlowResult:
     parent: ModelWrapper
     child: ModelWrapper  # minimized generic HW graph: what the emulator and checks execute
     folded: ModelWrapper
+    input_dtype: str = "UINT8"  # the datatype declared on the graph input
 
     def counts_table(self):
         rows = {r.stage: r.after for r in self.reports}
@@ -496,17 +604,21 @@ def run_flow(
     clock_mhz=100.0,
     folding_config=None,
     standalone_thresholds=True,
-    input_dtype="UINT8",
+    input_dtype="auto",
     impl_styles=None,
     mvau_wwidth_max=36,
     prepare=None,
 ):
     """All steps in order. `prepare(model) -> model` runs on the QONNX graph first (e.g. a
-    TopK head for an argmax classifier)."""
+    TopK head for an argmax classifier). `input_dtype`: a qonnx DataType name or "auto"
+    (`graph_input_datatype`). A FinnFlowError carries the reports of the steps that ran."""
     ensure_finn()
     model, first = load_qonnx(qonnx_path, out_dir)
     if prepare is not None:
         model = prepare(model)
+    if input_dtype == "auto":
+        input_dtype = graph_input_datatype(model)
+    first.notes.append(f"input datatype: {input_dtype}")
     models, reports = {"qonnx": model}, [first]
 
     def record(result):
@@ -514,11 +626,15 @@ def run_flow(
         reports.append(result[1])
         return result[0]
 
-    model = record(to_finn(model, out_dir))
-    model = record(tidy_up(model, out_dir, input_dtype))
-    model = record(streamline(model, out_dir))
-    model = record(to_hw(model, out_dir, standalone_thresholds))
-    parent, child, report = partition(model, out_dir)
+    try:
+        model = record(to_finn(model, out_dir))
+        model = record(tidy_up(model, out_dir, input_dtype))
+        model = record(streamline(model, out_dir))
+        model = record(to_hw(model, out_dir, standalone_thresholds))
+        parent, child, report = partition(model, out_dir)
+    except FinnFlowError as error:
+        error.reports = reports
+        raise
     models["partition_parent"], models["partition_child"] = parent, child
     reports.append(report)
     child = record(minimize_bit_widths(child, out_dir))
@@ -526,4 +642,4 @@ def run_flow(
     folded = record(
         fold(specialized, out_dir, target_fps, clock_mhz, folding_config, mvau_wwidth_max)
     )
-    return FlowResult(models, reports, parent, child, folded)
+    return FlowResult(models, reports, parent, child, folded, input_dtype)

@@ -27,13 +27,55 @@ class ReduceMeanToGlobalAveragePool(Transformation):
 
     @staticmethod
     def _is_spatial_mean(model, node):
-        if node.op_type != "ReduceMean" or len(node.input) < 2:
+        if node.op_type != "ReduceMean":
             return False
-        axes, shape = model.get_initializer(node.input[1]), model.get_tensor_shape(node.input[0])
+        # opset >= 18 gives the axes as a second input, older opsets as an attribute
+        axes = model.get_initializer(node.input[1]) if len(node.input) > 1 else None
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        axes = attributes.get("axes") if axes is None else axes
+        shape = model.get_tensor_shape(node.input[0])
         if axes is None or shape is None or len(shape) != 4:
             return False
-        keepdims = [a.i for a in node.attribute if a.name == "keepdims"]
-        return sorted(int(a) % 4 for a in np.atleast_1d(axes)) == [2, 3] and keepdims in ([], [1])
+        keepdims = attributes.get("keepdims", 1)
+        return sorted(int(a) % 4 for a in np.atleast_1d(axes)) == [2, 3] and keepdims == 1
+
+
+class RemoveTransposeBeforeFlatten(Transformation):
+    """A Transpose that only moves size-1 axes (NHWC -> NCHW of the 1x1 map after global
+    pooling) keeps the elements in order, so before a Reshape/Flatten it does nothing: drop
+    it. FINN's AbsorbTransposeIntoFlatten does this only for Reshape(1, -1); torch's exporter
+    writes the explicit shape (1, C). The Reshape left between two HW layers is then removed
+    by RemoveCNVtoFCFlatten."""
+
+    def apply(self, model):
+        for node in model.graph.node:
+            if node.op_type != "Transpose":
+                continue
+            consumers = model.find_consumers(node.output[0]) or []
+            flattens = all(_is_batch_flatten(c) for c in consumers)
+            shape = model.get_tensor_shape(node.input[0])
+            if consumers and flattens and _keeps_order(shape, _perm(node)):
+                for consumer in consumers:
+                    consumer.input[0] = node.input[0]
+                model.graph.node.remove(node)
+                return model, True
+        return model, False
+
+
+def _perm(node):
+    return [a.ints for a in node.attribute if a.name == "perm"][0]
+
+
+def _keeps_order(shape, perm):
+    if shape is None or perm[0] != 0:
+        return False
+    moved = [axis for axis in perm if shape[axis] != 1]
+    return moved == sorted(moved)
+
+
+def _is_batch_flatten(node):
+    axis = [a.i for a in node.attribute if a.name == "axis"]
+    return node.op_type == "Reshape" or (node.op_type == "Flatten" and axis in ([], [1]))
 
 
 class BipolarOutputToBinary(Transformation):

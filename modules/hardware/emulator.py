@@ -7,7 +7,12 @@ threshold semantics (count of thresholds <= x), the same layouts (NHWC, im2col o
 kernel-row, kernel-column, channel). It runs the generic HW graph (before specialization), a
 parent graph with its StreamingDataflowPartition (the child is emulated too), and
 specialized or folded graphs (an X_hls / X_rtl layer computes what X does; PE and SIMD do not
-change results). Notebook 05 uses it as the off-board accelerator.
+change results). Notebook 05 and `firesmoke emulate` use it as the off-board accelerator.
+
+Integer arithmetic runs on BLAS in float where that is exact: per layer, the accumulator
+bound terms * max|x| * max|w| (from the input and weight datatypes) picks float32 (exact
+below 2**24), float64 (below 2**53) or int64 (`accumulator_dtype`). Inputs outside the graph
+input's datatype are refused (`check_input_range`).
 """
 
 import numpy as np
@@ -15,9 +20,12 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.util.basic import get_by_name
+from threadpoolctl import threadpool_limits
 
 FLOAT32_EXACT = 2**24  # integers up to this magnitude are exact in float32 arithmetic
-LOOKUP_MAX_RANGE = 1 << 16  # threshold spans up to this become a table look-up
+FLOAT64_EXACT = 2**53  # ... and in float64; beyond that, int64
+LOOKUP_MAX_ENTRIES = 2**24  # threshold tables up to this size (and float32-exact indices)
+SMALL_TABLE = 2**16  # smaller tables hold float32 counts (no conversion); larger ones uint8
 
 
 def generic_op_type(node):
@@ -35,12 +43,50 @@ def _attr(node, name, default=None):
     return value.decode() if isinstance(value, bytes) else value
 
 
-class Emulator:
-    """`Emulator(model)(batch)` == stacked `execute_onnx(model, {input: image})[output]`."""
+class InputRangeError(ValueError):
+    """Inputs outside the datatype (or of another shape than) the graph declares."""
 
-    def __init__(self, model, batch_size=8):
+
+def check_input_shape(model, inputs):
+    """Raise InputRangeError unless each input has the graph input's size (batch first)."""
+    name = model.graph.input[0].name
+    shape = model.get_tensor_shape(name)
+    if inputs.ndim == 0 or int(np.prod(inputs.shape[1:])) != int(np.prod(shape[1:])):
+        raise InputRangeError(
+            f"graph input {name!r} takes (N, {', '.join(map(str, shape[1:]))}); got inputs of "
+            f"shape {tuple(inputs.shape)}"
+        )
+
+
+def check_input_range(model, inputs):
+    """Raise InputRangeError unless every value of `inputs` is allowed by the datatype of the
+    graph input (a UINT8 input takes integers 0..255; FLOAT32 takes anything)."""
+    name = model.graph.input[0].name
+    dtype = model.get_tensor_datatype(name)
+    allowed = dtype.allowed(inputs)
+    if np.all(allowed):
+        return
+    bad = inputs[~np.asarray(allowed, dtype=bool)]
+    kind = "integers " if dtype.is_integer() else ""
+    raise InputRangeError(
+        f"graph input {name!r} is {dtype.name} ({kind}{dtype.min()}..{dtype.max()}); got "
+        f"values in {inputs.min()}..{inputs.max()}, {bad.size} of {inputs.size} not allowed "
+        f"(e.g. {bad.flat[0]}). Feed the values the model was compiled for, or compile with "
+        "--input-dtype FLOAT32"
+    )
+
+
+class Emulator:
+    """`Emulator(model)(batch)` == stacked `execute_onnx(model, {input: image})[output]`.
+
+    `threads`: BLAS threads while emulating (None: the library default). One thread is the
+    default because the batches are small and a busy machine makes BLAS threads spin-wait.
+    """
+
+    def __init__(self, model, batch_size=8, threads=1):
         self.model = model if isinstance(model, ModelWrapper) else ModelWrapper(str(model))
         self.batch_size = batch_size  # 224x224 activations: a few MB per image and layer
+        self.threads = threads
         self.input_name = self.model.graph.input[0].name
         self.output_name = self.model.graph.output[0].name
         self.steps = [self._compile(node) for node in self.model.graph.node]
@@ -57,12 +103,15 @@ class Emulator:
         return node, builder(node, self.model), shapes
 
     def __call__(self, inputs):
-        """All of `inputs`, in batches."""
+        """All of `inputs`, in batches (values checked against the input datatype first)."""
         inputs = np.asarray(inputs, dtype=np.float32)
-        batches = [
-            self.run_batch(inputs[start : start + self.batch_size])
-            for start in range(0, len(inputs), self.batch_size)
-        ]
+        check_input_shape(self.model, inputs)
+        check_input_range(self.model, inputs)
+        with threadpool_limits(self.threads):
+            batches = [
+                self.run_batch(inputs[start : start + self.batch_size])
+                for start in range(0, len(inputs), self.batch_size)
+            ]
         return np.concatenate(batches)
 
     def run_batch(self, inputs):
@@ -91,8 +140,10 @@ class Emulator:
 class Thresholds:
     """y = number of thresholds <= x, per channel (last axis), times scale plus bias.
 
-    Integer inputs with a narrow threshold span use a look-up table (one gather instead of one
-    comparison per threshold); otherwise thresholds are compared one column at a time.
+    Integer inputs use a look-up table of counts over the threshold span (one gather instead
+    of one comparison per threshold; a wide span's table holds uint8 counts, to stay in
+    cache) unless it would exceed LOOKUP_MAX_ENTRIES; then thresholds are compared column by
+    column.
     """
 
     def __init__(self, thresholds, integer_input, scale=1.0, bias=0.0):
@@ -101,11 +152,13 @@ class Thresholds:
         low, high = np.floor(self.thresholds.min()), np.ceil(self.thresholds.max())
         self.table = None
         table_size = len(self.thresholds) * (high - low + 2)
-        if integer_input and high - low < LOOKUP_MAX_RANGE and table_size < FLOAT32_EXACT:
+        if integer_input and table_size < LOOKUP_MAX_ENTRIES:
             self.low, self.high = int(low) - 1, int(high)
             levels = np.arange(self.low, self.high + 1, dtype=np.float32)
             counts = [np.searchsorted(np.sort(t), levels, "right") for t in self.thresholds]
-            self.table = np.stack(counts).astype(np.float32).ravel()
+            narrow = table_size > SMALL_TABLE and self.thresholds.shape[1] < 256
+            count_dtype = np.uint8 if narrow else np.float32
+            self.table = np.stack(counts).astype(count_dtype).ravel()
             # flat index = clipped x + channel * span - low, in float32 (exact below 2**24)
             channels, span = len(self.thresholds), len(levels)
             self.offsets = np.arange(channels, dtype=np.float32) * span - self.low
@@ -118,7 +171,7 @@ class Thresholds:
         else:
             index = np.clip(x, self.low, self.high)
             index += self.offsets if len(self.offsets) > 1 else self.offsets[0]
-            count = self.table[index.astype(np.int32)]
+            count = self.table[index.astype(np.int32)].astype(np.float32, copy=False)
         if self.scale == 1 and self.bias == 0:
             return count
         return self.scale * count + self.bias
@@ -155,27 +208,55 @@ def _thresholding(node, model):
     return lambda x, *_: (thresholds(x),)
 
 
-def _matmul_dtype(model, node, weights):
-    largest_input = max(
-        abs(model.get_tensor_datatype(node.input[0]).min()),
-        abs(model.get_tensor_datatype(node.input[0]).max()),
-    )
-    bound = weights.shape[0] * largest_input * float(np.abs(weights).max())
-    return np.float32 if bound < FLOAT32_EXACT else np.float64
+def exact_dtype(bound):
+    """The cheapest dtype in which every integer sum up to |bound| is exact: float32 below
+    2**24, float64 below 2**53 (BLAS kernels either way), else int64 (numpy, slow)."""
+    if bound < FLOAT32_EXACT:
+        return np.float32
+    return np.float64 if bound < FLOAT64_EXACT else np.int64
+
+
+def _magnitude(model, tensor):
+    """Largest |value| the tensor's datatype allows; None for float datatypes."""
+    dtype = model.get_tensor_datatype(tensor)
+    return max(abs(dtype.min()), abs(dtype.max())) if dtype.is_integer() else None
+
+
+def accumulator_dtype(model, tensor, terms, weight_magnitude=1.0):
+    """Dtype for a sum of `terms` products of `tensor` values and weights up to
+    `weight_magnitude`: bound = terms * max|x| * max|w| (checked per layer). A float input
+    keeps float32, as execute_onnx computes it."""
+    largest = _magnitude(model, tensor)
+    if largest is None:
+        return np.float32
+    return exact_dtype(terms * largest * float(weight_magnitude))
+
+
+def _exact(dtype, compute):
+    """`compute` in `dtype`, result in the float32 containers FINN's execution uses."""
+    if dtype == np.float32:
+        return compute
+
+    def wrapped(*arrays):
+        return compute(*(a.astype(dtype) for a in arrays)).astype(np.float32)
+
+    return wrapped
 
 
 def _mvau(node, model):
     weights = _initializer(model, node, 1).astype(np.float32)
     idt, wdt = _attr(node, "inputDataType"), _attr(node, "weightDataType")
     if _attr(node, "binaryXnorMode", 0) or (idt == "BIPOLAR" and wdt == "BIPOLAR"):
-        binary = weights if _attr(node, "binaryXnorMode", 0) else (weights + 1) / 2
-        to_binary = (lambda x: x) if _attr(node, "binaryXnorMode", 0) else (lambda x: (x + 1) / 2)
+        xnor = bool(_attr(node, "binaryXnorMode", 0))
+        binary = weights if xnor else (weights + 1) / 2
+        rows, weight_ones = binary.shape[0], binary.sum(axis=0)
 
-        def product(x):  # xnor-popcount: number of positions where input and weight agree
-            b = to_binary(x)
-            return b @ binary + (1 - b) @ (1 - binary)
+        def product(x):  # xnor-popcount: positions where input and weight agree, counted as
+            b = x if xnor else (x + 1) / 2  # b.w + (1-b).(1-w) = K - sum b - sum w + 2 b.w
+            ones = b.sum(axis=-1, keepdims=True)
+            return (rows - weight_ones) - ones + 2 * (b @ binary)
     else:
-        dtype = _matmul_dtype(model, node, weights)
+        dtype = accumulator_dtype(model, node.input[0], weights.shape[0], np.abs(weights).max())
         typed = weights.astype(dtype)
 
         def product(x):
@@ -195,7 +276,9 @@ def _vvau(node, model):
     # execute_node un-interleaves PE groups unless the SWG feeds it (then PE = channels)
     from_swg = producer is not None and producer.op_type in ("Im2Col", "ConvolutionInputGenerator")
     pe = channels if from_swg else _attr(node, "PE")
-    weights = _initializer(model, node, 1).reshape(channels, k_h * k_w).T.astype(np.float32)
+    weights = _initializer(model, node, 1).reshape(channels, k_h * k_w).T
+    dtype = accumulator_dtype(model, node.input[0], k_h * k_w, np.abs(weights).max())
+    weights = weights.astype(dtype)
     bipolar = (
         _attr(node, "inputDataType") == "BIPOLAR" and _attr(node, "weightDataType") == "BIPOLAR"
     )
@@ -214,9 +297,10 @@ def _vvau(node, model):
 
     def kernel(x, *_):
         views = windows(x)
-        acc = views[0] * weights[0]
+        acc = views[0].astype(dtype, copy=False) * weights[0]
         for k in range(1, k_h * k_w):
-            acc += views[k] * weights[k]
+            acc += views[k].astype(dtype, copy=False) * weights[k]
+        acc = acc.astype(np.float32, copy=False)
         if bipolar:
             acc = (acc + k_h * k_w) / 2
         return (acc if thresholds is None else thresholds(acc),)
@@ -293,7 +377,10 @@ def _elementwise(node, model):
 
 
 def _global_acc_pool(node, model):
-    return lambda x: (x.sum(axis=(1, 2), dtype=np.float32),)
+    _n, height, width, _c = model.get_tensor_shape(node.input[0])
+    dtype = accumulator_dtype(model, node.input[0], height * width)
+    sum_pixels = _exact(dtype, lambda x: x.sum(axis=(1, 2)))
+    return lambda x: (sum_pixels(x),)
 
 
 def _pool(node, model):

@@ -1,0 +1,57 @@
+"""`firesmoke compile MODEL.onnx --out DIR`: any QONNX model through the FINN flow, with
+estimates; exits non-zero (naming the blocking node) when no HW-only partition is reached."""
+
+import json
+
+import config
+from modules.commands._shared import add_profile_arguments, parse_overrides, print_json
+from modules.dataflow.compile import CompileSettings, compile_model
+
+NAME = "compile"
+HELP = "compile a QONNX model with FINN: HW partition, node counts per stage, estimates, FPS"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="QONNX file (its .onnx.data beside it, if any)")
+    parser.add_argument("--out", required=True, help="folder for the stage graphs and design")
+    parser.add_argument("--folding", help="folding JSON (PE/SIMD per layer), after --target-fps")
+    parser.add_argument("--target-fps", type=float, help="SetFolding target (config.TARGET_FPS)")
+    parser.add_argument(
+        "--input-dtype",
+        default="auto",
+        help="auto (read from the graph), or a qonnx DataType name: UINT8, FLOAT32, INT8, ...",
+    )
+    add_profile_arguments(parser, default="default")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _print_text(report):
+    for stage, counts in report["stages"].items():
+        print(f"{stage:<18} {sum(counts.values()):>4} nodes  {json.dumps(counts)}")
+    print(f"input datatype: {report['input_dtype']}")
+    if not report["hw_only"]:
+        print(f"no HW-only partition: {report['error']}")
+        return
+    totals = ", ".join(f"{k} {v:.0f}" for k, v in report["totals"].items() if v is not None)
+    print(f"host nodes: {report['host_nodes']}")
+    print(f"estimates: {totals}; {report['fps']:.0f} FPS; fits: {report['fits']}")
+    print(f"design: {report['design']}")
+
+
+def main(args):
+    config.apply(args.profile, **parse_overrides(args.set))
+    settings = CompileSettings.from_config(
+        config,
+        target_fps=args.target_fps,
+        folding=args.folding,
+        input_dtype=args.input_dtype,
+    )
+    try:
+        report = compile_model(args.model, args.out, settings)
+    except (OSError, ValueError) as error:  # no model file, not an ONNX model
+        raise SystemExit(str(error)) from None
+    if args.json:
+        print_json(report)
+    else:
+        _print_text(report)
+    return 0 if report["hw_only"] else 1

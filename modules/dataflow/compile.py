@@ -1,0 +1,168 @@
+"""Compile any QONNX model (not only this repo's): the FINN flow, the estimates of the folded
+design, and a report (`firesmoke compile`). The compiled design (host graph + accelerator)
+is saved so `firesmoke emulate` can run it.
+
+Whole-design totals: `design_totals` sums FINN's per-layer estimates of the HW layers
+(modules.hardware.estimates); FIFOs, width converters and the shell are not in them, and
+FINN has no FF model per layer. That function is the one place where whole-design totals
+plug in.
+"""
+
+import contextlib
+import json
+import sys
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from modules.dataflow import flow as finn_flow
+from modules.dataflow.stage_check import with_child
+from modules.hardware import estimates as finn_estimates
+
+DESIGN_FILE = "design.onnx"  # host nodes + one StreamingDataflowPartition
+ACCELERATOR_FILE = "design_accelerator.onnx"  # the folded accelerator that partition runs
+REPORT_FILE = "compile.json"
+TOTALS = ("LUT", "FF", "BRAM36", "DSP")
+
+
+@dataclass
+class CompileSettings:
+    part: str = "xc7z020clg400-1"
+    clock_mhz: float = 100.0
+    target_fps: float | None = None
+    folding: str | None = None  # a folding JSON (ApplyConfig format), applied after SetFolding
+    input_dtype: str = "auto"
+    budget_fraction: float = 0.9
+    mvau_wwidth_max: int = 36
+
+    @classmethod
+    def from_config(cls, cfg, **overrides):
+        settings = {
+            "part": finn_estimates.part_for_board(cfg.BOARD, cfg.BOARD_PARTS),
+            "clock_mhz": cfg.CLOCK_MHZ,
+            "target_fps": cfg.TARGET_FPS,
+            "budget_fraction": cfg.RESOURCE_BUDGET_FRACTION,
+            "mvau_wwidth_max": cfg.MVAU_WWIDTH_MAX,
+        }
+        return cls(**settings | {k: v for k, v in overrides.items() if v is not None})
+
+
+def stage_counts(reports, models=None):
+    """Node-type counts per stage (in flow order): from the step reports, and from `models`
+    (stage -> model) for stages without a report of their own (the partition's child)."""
+    counts = {report.stage: report.after for report in reports}
+    counts |= {stage: finn_flow.node_counts(model) for stage, model in (models or {}).items()}
+    return {stage: counts[stage] for stage in finn_flow.STAGES if stage in counts}
+
+
+def design_totals(estimate):
+    """LUT, FF, BRAM36, DSP of the folded design (None where no estimate exists)."""
+    used = estimate.totals["used"]
+    return {name: (float(used[name]) if name in used.index else None) for name in TOTALS}
+
+
+def _failure(settings, input_dtype, reports, error, blocker=None):
+    return {
+        "hw_only": False,
+        "error": error,
+        "blocker": blocker,
+        "input_dtype": input_dtype,
+        "stages": stage_counts(reports),
+        "fps": None,
+        "fits": False,
+        "totals": dict.fromkeys(TOTALS),
+        "settings": asdict(settings),
+    }
+
+
+def _load_checked(qonnx_path):
+    path = Path(qonnx_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"compile: no model file {path}")
+    try:
+        return ModelWrapper(str(path))
+    except Exception as error:  # onnx raises several types for a file that is not a model
+        raise ValueError(f"compile: {path} is not an ONNX model ({error})") from error
+
+
+def compile_model(qonnx_path, out_dir, settings):
+    """Run the flow on `qonnx_path` into `out_dir`; returns the report dict (also saved as
+    out_dir/compile.json). A model that cannot become one HW partition gives hw_only False
+    and the blocking node; any other flow failure gives the step and the error."""
+    out_dir = Path(out_dir)
+    model = _load_checked(qonnx_path)
+    input_dtype = settings.input_dtype
+    if input_dtype == "auto":
+        input_dtype = finn_flow.graph_input_datatype(model)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # FINN prints progress; stdout is the report
+            flow = finn_flow.run_flow(
+                qonnx_path,
+                out_dir,
+                settings.part,
+                target_fps=settings.target_fps,
+                clock_mhz=settings.clock_mhz,
+                folding_config=settings.folding,
+                input_dtype=input_dtype,
+                mvau_wwidth_max=settings.mvau_wwidth_max,
+            )
+    except finn_flow.FinnFlowError as error:
+        report = _failure(settings, input_dtype, error.reports, str(error), error.blocker)
+        return _save(report, out_dir)
+    except Exception as error:  # a library failure deep inside a step: say which model/step
+        last = traceback.extract_tb(error.__traceback__)[-1]
+        message = f"{type(error).__name__}: {error} (in {Path(last.filename).name}:{last.lineno})"
+        return _save(_failure(settings, input_dtype, [], message), out_dir)
+    return _save(_success(flow, settings, out_dir), out_dir)
+
+
+def _success(flow, settings, out_dir):
+    budget = finn_estimates.PartBudget(part=settings.part)
+    with contextlib.redirect_stdout(sys.stderr):
+        estimate = finn_estimates.estimate(
+            flow.folded, budget, settings.clock_mhz, settings.budget_fraction
+        )
+    with_child(flow.parent, flow.folded, out_dir / ACCELERATOR_FILE).save(
+        str(out_dir / DESIGN_FILE)
+    )
+    return {
+        "hw_only": True,
+        "error": None,
+        "blocker": None,
+        "input_dtype": flow.input_dtype,
+        "stages": stage_counts(flow.reports, {"partition_child": flow.models["partition_child"]}),
+        "host_nodes": finn_flow.node_counts(flow.parent),
+        "fps": float(estimate.performance["fps"]),
+        "latency_ms": float(estimate.performance["latency_ms"]),
+        "bottleneck_layer": estimate.performance["bottleneck_layer"],
+        "fits": estimate.fits,
+        "totals": design_totals(estimate),
+        "totals_note": "sum of FINN's per-layer HW estimates (no FIFOs, DWCs, shell; no FF model)",
+        "design": str(out_dir / DESIGN_FILE),
+        "settings": asdict(settings),
+    }
+
+
+def _save(report, out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str))
+    return report
+
+
+def load_design(out_dir):
+    """The compiled design of `out_dir`, its partition pointed at the accelerator file there
+    (so a moved or copied folder still runs)."""
+    out_dir = Path(out_dir)
+    path = out_dir / DESIGN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"emulate: {path} not found; compile the model first (firesmoke compile MODEL "
+            f"--out {out_dir}), and check that the report there says hw_only true"
+        )
+    design = ModelWrapper(str(path))
+    for node in design.get_nodes_by_op_type("StreamingDataflowPartition"):
+        getCustomOp(node).set_nodeattr("model", str(out_dir / ACCELERATOR_FILE))
+    return design

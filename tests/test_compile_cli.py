@@ -1,0 +1,168 @@
+"""`firesmoke compile` on QONNX models this repo did not train (raw Brevitas exports, no
+hand-written clean-up) and `firesmoke emulate` on the compiled design.
+
+Models: brevitas_examples' TFC W1A1 (MNIST-shaped, float input), a small conv net that reads
+floats and pools with a ReduceMean, and the same net with a LeakyReLU in the middle, which
+FINN cannot map (the blocker the error must name).
+"""
+
+import contextlib
+import functools
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from brevitas import nn as qnn
+from brevitas.export import export_qonnx
+from qonnx.core.modelwrapper import ModelWrapper
+from torch import nn
+
+from modules import cli
+from modules.dataflow.compile import ACCELERATOR_FILE, load_design
+from modules.dataflow.stage_check import despecialize, with_child
+from modules.quantization.equivalence import onnx_stage
+
+
+def export_raw(model, shape, path):
+    """Brevitas -> QONNX as exported (dynamo, weights in path.data), nothing cleaned up."""
+    model.eval()
+    export_qonnx(model, torch.zeros(shape), str(path))
+    return path
+
+
+class FloatInputNet(nn.Module):
+    """Float input quantized by a signed 8-bit quantizer, conv, ReLU, mean over H and W
+    (exported as ReduceMean), a quantized linear head; `blocker` puts a LeakyReLU between
+    the two convs."""
+
+    def __init__(self, blocker=False):
+        super().__init__()
+        self.quant_in = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.conv1 = qnn.QuantConv2d(3, 8, 3, padding=1, bias=False, weight_bit_width=4)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.act1 = (
+            nn.LeakyReLU(0.1) if blocker else qnn.QuantReLU(bit_width=4, return_quant_tensor=True)
+        )
+        self.quant_mid = qnn.QuantIdentity(bit_width=4, return_quant_tensor=True)
+        self.conv2 = qnn.QuantConv2d(8, 8, 3, padding=1, bias=False, weight_bit_width=4)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.act2 = qnn.QuantReLU(bit_width=4, return_quant_tensor=False)
+        self.quant_pool = qnn.QuantIdentity(bit_width=8, return_quant_tensor=True)
+        self.head = qnn.QuantLinear(8, 2, bias=False, weight_bit_width=4)
+
+    def forward(self, x):
+        x = self.act1(self.bn1(self.conv1(self.quant_in(x))))
+        x = self.act2(self.bn2(self.conv2(self.quant_mid(x))))
+        x = torch.mean(x, dim=(2, 3), keepdim=True).flatten(1)
+        return self.head(self.quant_pool(x))
+
+
+def float_input_net(blocker=False):
+    torch.manual_seed(0)
+    model = FloatInputNet(blocker)
+    model.train()
+    with torch.no_grad():  # BatchNorm and activation statistics from random float images
+        for _ in range(4):
+            model(torch.randn(8, 3, 16, 16))
+    return model.eval()
+
+
+def tfc():
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    torch.manual_seed(0)
+    net, _ = model_with_cfg("tfc_1w1a", pretrained=False)
+    return net.eval()
+
+
+MODELS = {
+    "tfc_w1a1": (tfc, (1, 1, 28, 28)),
+    "float_reducemean": (float_input_net, (1, 3, 16, 16)),
+    "leaky_blocker": (functools.partial(float_input_net, blocker=True), (1, 3, 16, 16)),
+}
+
+
+@functools.cache
+def compiled(name):
+    """(exit code, JSON report, out dir) of `firesmoke compile --json` on MODELS[name]."""
+    build, shape = MODELS[name]
+    work = Path(tempfile.mkdtemp(prefix=f"compile_{name}_"))
+    model_path = export_raw(build(), shape, work / "model.onnx")
+    out = work / "compiled"
+    argv = ["compile", str(model_path), "--out", str(out), "--target-fps", "1000", "--json"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli.main(argv)
+    report = json.loads(printed.getvalue())  # stdout holds the JSON report and nothing else
+    assert report == json.loads((out / "compile.json").read_text())
+    return code, report, out
+
+
+def test_tfc_compiles_to_one_hw_partition():
+    code, report, out = compiled("tfc_w1a1")
+    assert code == 0 and report["hw_only"], report["error"]
+    assert report["input_dtype"] == "FLOAT32"  # TFC's first quantizer reads floats
+    assert report["stages"]["partition_child"].get("MVAU", 0) == 4
+    assert report["fps"] > 0 and isinstance(report["fits"], bool)
+    assert report["totals"]["LUT"] > 0 and set(report["totals"]) == {"LUT", "FF", "BRAM36", "DSP"}
+    assert (out / "design.onnx").is_file()
+
+
+def test_reducemean_pooling_and_float_input_need_no_prepare():
+    code, report, _ = compiled("float_reducemean")
+    assert report["stages"]["qonnx"].get("ReduceMean", 0) == 1  # as exported
+    assert report["input_dtype"] == "FLOAT32"
+    assert code == 0 and report["hw_only"], report["error"]
+    assert report["stages"]["partition_child"].get("GlobalAccPool", 0) == 1
+
+
+def test_blocker_is_the_leaky_relu_not_a_transpose():
+    code, report, _ = compiled("leaky_blocker")
+    assert code == 1 and report["hw_only"] is False
+    assert report["blocker"]["op_type"] == "LeakyRelu"
+    assert report["error"].index("LeakyRelu") < report["error"].index("other non-HW")
+    assert report["fps"] is None and report["fits"] is False
+
+
+def test_emulate_runs_the_design_bit_exact(tmp_path):
+    _, _, out = compiled("float_reducemean")
+    inputs = np.random.default_rng(0).normal(size=(5, 3, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", inputs)
+    argv = ["emulate", str(out), "--inputs", str(tmp_path / "x.npy"), "--out"]
+    assert cli.main([*argv, str(tmp_path / "y.npy")]) == 0
+    # execute_onnx runs _hls/_rtl layers only in cppsim/rtlsim: run their generic versions
+    accelerator = despecialize(ModelWrapper(str(out / ACCELERATOR_FILE)))
+    design = with_child(load_design(out), accelerator, tmp_path / "generic.onnx")
+    reference = onnx_stage(design)(inputs[:2])
+    emulated = np.load(tmp_path / "y.npy")
+    assert emulated.shape[0] == 5
+    assert np.array_equal(emulated[:2].reshape(reference.shape), reference)
+
+
+def test_emulate_refuses_inputs_outside_the_input_datatype(tmp_path):
+    design_dir = tmp_path / "uint8"
+    build, shape = MODELS["tfc_w1a1"]
+    model_path = export_raw(build(), shape, tmp_path / "tfc.onnx")
+    argv = ["compile", str(model_path), "--out", str(design_dir), "--input-dtype", "UINT8"]
+    assert cli.main(argv) == 0
+    np.save(tmp_path / "x.npy", np.full((2, 1, 28, 28), 300.0, dtype=np.float32))
+    with pytest.raises(SystemExit, match="UINT8.*0..255.*300"):
+        cli.main(["emulate", str(design_dir), "--inputs", str(tmp_path / "x.npy"), "--out", "y"])
+
+
+def test_missing_files_give_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match=r"compile: no model file .*nothing\.onnx"):
+        cli.main(["compile", str(tmp_path / "nothing.onnx"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match=r"design\.onnx not found; compile the model first"):
+        cli.main(["emulate", str(tmp_path), "--inputs", "x.npy", "--out", "y.npy"])
+
+
+def test_emulate_refuses_inputs_of_another_shape(tmp_path):
+    _, _, out = compiled("float_reducemean")
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 8), dtype=np.float32))
+    with pytest.raises(SystemExit, match=r"takes \(N, 3, 16, 16\); got .*\(2, 3, 8, 8\)"):
+        cli.main(["emulate", str(out), "--inputs", str(tmp_path / "x.npy"), "--out", "y.npy"])
