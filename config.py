@@ -94,6 +94,22 @@ DEPLOY_DIR_NAME = "deploy"  # RUNS_DIR/RUN_NAME/deploy: what gets copied to the 
 FINN_PLUS_DRIVER_VERSION = "1.6.1"  # board-side runtime on PyPI; it pins numpy<2 like PYNQ images
 ACCELERATOR_BACKEND = "auto"  # auto (board if pynq + bitfile, else emulator) | board | emulator
 
+# ---------------------------------------------------------------- detection (TASK = "detect")
+TASK = "classify"  # classify: multi-label fire/smoke | detect: boxes (Tiny-YOLO family)
+DET_ANCHORS = 3  # anchors of the single stride-32 head, fitted by IoU k-means on train boxes
+DET_ANCHOR_SEED = 0
+DET_ANCHOR_THRESHOLD = 4.0  # a box matches an anchor if both side ratios are within this
+DET_LOSS_GAINS = {"box": 0.05, "obj": 1.0, "cls": 0.5}  # YOLOv5's hyp.scratch-low weights
+DET_AUG_FLIP = 0.5  # horizontal flip probability
+DET_AUG_SCALE = 0.25  # zoom 1 +- this
+DET_AUG_TRANSLATE = 0.1  # shift by up to this share of the image
+DET_AUG_HSV = (5, 30, 25)  # hue, saturation, value shift limits (OpenCV units)
+DET_EVAL_CONF = 0.001  # mAP is measured over the whole PR curve (seed 000)
+DET_EVAL_IOU = 0.6  # NMS IoU for mAP
+DET_DISPLAY_CONF = 0.25  # boxes drawn on images and reported by the board
+DET_DISPLAY_IOU = 0.4  # seed 000: lower at inference, fewer duplicate boxes
+DET_MAX_DETECTIONS = 100  # per image (COCO's maxDets)
+
 # ---------------------------------------------------------------- profiles
 # Named sets of overrides. `demo` is what `make run` uses; `tiny` is what the tests use.
 PROFILES = {
