@@ -96,9 +96,15 @@ ACCELERATOR_BACKEND = "auto"  # auto (board if pynq + bitfile, else emulator) | 
 
 # ---------------------------------------------------------------- detection (TASK = "detect")
 TASK = "classify"  # classify: multi-label fire/smoke | detect: boxes (Tiny-YOLO family)
-DET_ANCHORS = 3  # anchors of the single stride-32 head, fitted by IoU k-means on train boxes
+# anchors: as many as the detector's head has, fitted by IoU k-means on the training boxes
 DET_ANCHOR_SEED = 0
 DET_ANCHOR_THRESHOLD = 4.0  # a box matches an anchor if both side ratios are within this
+# SGD with warm-up as in YOLOv5 (seed 000: SGD lr 0.01 trained best), then linear decay
+DET_LEARNING_RATE = 0.01
+DET_MOMENTUM = 0.937
+DET_WEIGHT_DECAY = 5e-4  # conv weights only; BN and biases are not decayed
+DET_WARMUP_EPOCHS = 3.0  # learning rate ramps up from 0 over these epochs (at least 1 batch)
+DET_FINAL_LR_FRACTION = 0.01  # the learning rate decays linearly to this share of the start
 DET_LOSS_GAINS = {"box": 0.05, "obj": 1.0, "cls": 0.5}  # YOLOv5's hyp.scratch-low weights
 DET_AUG_FLIP = 0.5  # horizontal flip probability
 DET_AUG_SCALE = 0.25  # zoom 1 +- this

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from standin_detector import StandIn
 
 from modules.board.detect import DetectSettings, detect
 from modules.data.boxes import DetectionDataset, collate_boxes
@@ -13,23 +14,6 @@ from modules.training.anchors import fit_anchors
 from modules.training.yolo_loss import YoloLoss, ciou, match_targets
 
 GAINS = {"box": 0.05, "obj": 1.0, "cls": 0.5}
-
-
-class StandIn(torch.nn.Module):
-    """Stand-in for the Darknet detector: UINT8-valued input, raw head out at stride 32."""
-
-    def __init__(self, anchors, classes):
-        super().__init__()
-        chans = [3, 16, 32, 32, 64, 64]
-        layers = []
-        for cin, cout in zip(chans, chans[1:], strict=False):
-            layers += [torch.nn.Conv2d(cin, cout, 3, 2, 1), torch.nn.BatchNorm2d(cout)]
-            layers += [torch.nn.ReLU()]
-        self.body = torch.nn.Sequential(*layers)
-        self.head = torch.nn.Conv2d(64, anchors * (5 + classes), 1)
-
-    def forward(self, x):
-        return self.head(self.body(x / 255.0))
 
 
 def test_ciou_of_identical_boxes_is_one_and_reduces_to_iou_when_centred_and_similar():
