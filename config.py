@@ -132,6 +132,15 @@ PROFILES = {
         "SCHEDULER_FACTOR": 0.3,
         "MIN_TEST_MEAN_F1": 0.95,
     },
+    "demo-detect": {  # the detection demo: same demo images, boxes instead of labels
+        "RUN_NAME": "demo-detect",
+        "TASK": "detect",
+        "DATASET": "demo",
+        "IMG_SIZE": 160,
+        "EPOCHS": 30,
+        "QAT_EPOCHS": 10,
+        "BATCH_SIZE": 32,
+    },
     "tiny": {
         "RUN_NAME": "tiny",
         "DATASET": "demo",

@@ -1,0 +1,53 @@
+"""One small interface over what differs between the tasks; notebooks call it, never branch.
+
+task = task_for(config)                   # ClassifyTask or DetectTask from config.TASK
+data = task.prepare_data(config)          # split -> SplitData(dataset, report)
+model = task.build_model(config)          # the FP32 model
+trainer = task.make_trainer(config, model, data, paths, kind)
+result, table = task.evaluate_on_test(config, model, data, paths, kind, checkpoint)
+result.metrics[task.metric]               # the headline: "mean_f1" or "map50"
+"""
+
+from abc import ABC, abstractmethod
+
+TASKS = ("classify", "detect")
+
+
+class Task(ABC):
+    name: str
+    metric: str  # key of the headline metric in result.metrics
+    metric_label: str  # how the notebooks print it
+
+    @abstractmethod
+    def prepare_data(self, cfg): ...
+
+    @abstractmethod
+    def build_model(self, cfg): ...
+
+    @abstractmethod
+    def make_trainer(self, cfg, model, data, paths, kind): ...
+
+    @abstractmethod
+    def evaluate_on_test(self, cfg, model, data, paths, kind, checkpoint_path=None): ...
+
+    @abstractmethod
+    def sample_grid(self, cfg, data, paths, kind): ...
+
+    @abstractmethod
+    def prediction_grid(self, cfg, model, dataset, paths, kind): ...
+
+    @abstractmethod
+    def plot_curves(self, cfg, history, path): ...
+
+
+def task_for(cfg):
+    """The task config.TASK names."""
+    if cfg.TASK == "classify":
+        from modules.tasks.classify import ClassifyTask
+
+        return ClassifyTask()
+    if cfg.TASK == "detect":
+        from modules.tasks.detect import DetectTask
+
+        return DetectTask()
+    raise ValueError(f"config.TASK = {cfg.TASK!r}; choose one of {list(TASKS)}")

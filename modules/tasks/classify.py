@@ -1,0 +1,32 @@
+"""The classification task: the fire/smoke multi-label classifier (modules/training/session.py)."""
+
+from modules.reporting.plots import plot_image_grid, plot_training_curves
+from modules.tasks.base import Task
+from modules.training import session
+
+
+class ClassifyTask(Task):
+    name, metric, metric_label = "classify", "mean_f1", "test mean F1"
+
+    def prepare_data(self, cfg):
+        return session.prepare_data(cfg)
+
+    def build_model(self, cfg):
+        return session.build_fp32_model(cfg)
+
+    def make_trainer(self, cfg, model, data, paths, kind):
+        return session.make_trainer(cfg, model, data, paths, kind)
+
+    def evaluate_on_test(self, cfg, model, data, paths, kind, checkpoint_path=None):
+        return session.evaluate_on_test(cfg, model, data, paths, kind, checkpoint_path)
+
+    def sample_grid(self, cfg, data, paths, kind):
+        _, images, targets = session.sample_images(data["train"].dataset, 16)
+        path = paths.plot(f"{kind}_train_samples.png")
+        return plot_image_grid(images, targets, cfg.CLASSES, path=path)
+
+    def prediction_grid(self, cfg, model, dataset, paths, kind):
+        return session.prediction_grid(cfg, model, dataset, paths, kind)
+
+    def plot_curves(self, cfg, history, path):
+        return plot_training_curves(history, cfg.CLASSES, path)
