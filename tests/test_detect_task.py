@@ -5,6 +5,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from standin_detector import StandIn
 
 import config
 from modules.run_paths import run_paths
@@ -12,7 +13,6 @@ from modules.tasks.base import task_for
 from modules.tasks.classify import ClassifyTask
 from modules.tasks.detect import DetectTask, WarmupLinear, model_anchors
 from modules.training.checkpoints import load_checkpoint
-from standin_detector import StandIn
 
 
 @pytest.fixture
