@@ -70,6 +70,15 @@ QAT_EPOCHS = None  # epochs of notebook 02 (None: EPOCHS); fewer suffice after F
 QAT_INIT_FROM_FP32 = True  # start QAT from the run's fp32_best.pt when it exists
 EQUIVALENCE_IMAGES = 32  # test images run through every exported graph and compared
 
+# ---------------------------------------------------------------- detection model (Darknet cfgs)
+# a cfg path, or the name of one shipped in modules/models/cfgs/ (dfire-lpyolo, tinier-yolo)
+DETECTOR_CFG = "dfire-lpyolo"
+DETECTOR_WIDTH_MULT = 1.0  # scales every conv's filters except the head's
+DARKNET_WEIGHTS_FILE = None  # a Darknet .weights file for DETECTOR_CFG (None: random init)
+# leaky ReLU -> ReLU, maxpool 2/1 -> MaxPool(3, 1, 1) for FP32 and Brevitas alike; False builds
+# the cfg as written in FP32 and makes the quantized (FINN-bound) build name what is in the way
+DARKNET_FINN_REPLACEMENTS = True
+
 # ---------------------------------------------------------------- FINN (notebook 03)
 BOARD = "Pynq-Z2"  # or "Pynq-Z1": both carry the same xc7z020 part
 BOARD_PARTS = {"Pynq-Z2": "xc7z020clg400-1", "Pynq-Z1": "xc7z020clg400-1"}

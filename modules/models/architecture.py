@@ -53,9 +53,11 @@ class TorchLayers:
     def input_quant(self):
         return ScaleInput()
 
-    def conv(self, inp, oup, kernel, stride, groups=1, role="body"):
-        # role is "first" | "body" | "last": quantized factories pick bit widths by it
-        return nn.Conv2d(inp, oup, kernel, stride, kernel // 2, groups=groups, bias=False)
+    def conv(self, inp, oup, kernel, stride, groups=1, role="body", padding=None, bias=False, **_):
+        # role is "first" | "body" | "last": quantized factories pick bit widths by it;
+        # padding/bias serve Darknet cfgs; `weight_bits` (cfg `binary=1`) only quantized kits use
+        padding = kernel // 2 if padding is None else padding
+        return nn.Conv2d(inp, oup, kernel, stride, padding, groups=groups, bias=bias)
 
     def act(self):
         return nn.ReLU6(inplace=True)
@@ -75,6 +77,31 @@ class TorchLayers:
         return nn.Linear(inp, num_classes)
 
     def output_quant(self):
+        return nn.Identity()
+
+    # ---- detector (modules/models/darknet.py) additions
+    def relu(self):
+        return nn.ReLU(inplace=True)
+
+    def leaky_relu(self, slope=0.1):
+        # FP32 only: FINN turns only ReLU-family activations into thresholds
+        return nn.LeakyReLU(slope, inplace=True)
+
+    def maxpool(self, kernel, stride, padding=0):
+        return nn.MaxPool2d(kernel, stride, padding)
+
+    def maxpool_same_stride1(self, kernel):
+        # Darknet's stride-1 maxpool pads right and bottom with -inf (output size = input size)
+        return nn.Sequential(
+            nn.ConstantPad2d((0, kernel - 1, 0, kernel - 1), float("-inf")),
+            nn.MaxPool2d(kernel, 1),
+        )
+
+    def upsample(self, scale):
+        return nn.Upsample(scale_factor=scale, mode="nearest")
+
+    def head_quant(self):
+        # the last conv's output: the raw detection head tensor
         return nn.Identity()
 
 

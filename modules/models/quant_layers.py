@@ -22,6 +22,7 @@ from torch import nn
 from modules.models.architecture import ScaleInput, build_model
 
 FINN_MAX_ACT_BITS = 8  # FINN thresholds grow as 2^bits; wider activations do not map well
+HEAD_BITS = 8  # detector head tensor: INT8 as LPYOLO's accelerator output
 
 
 class WeightQuant(Int8WeightPerTensorFloat):
@@ -129,19 +130,35 @@ class QuantLayers:
         # threshold layer is built.
         return ScaleInput()
 
-    def conv(self, inp, oup, kernel, stride, groups=1, role="body"):
-        bits = {"first": self.bits.first_weight}.get(role, self.bits.weight)
+    def conv(
+        self,
+        inp,
+        oup,
+        kernel,
+        stride,
+        groups=1,
+        role="body",
+        padding=None,
+        bias=False,
+        weight_bits=None,
+    ):
+        # first/last layers: their own widths; body: a Darknet `binary=1` layer's 1 bit or the
+        # configured width. The classifier's last layer is a QuantLinear (classifier()).
+        roles = {"first": self.bits.first_weight, "last": self.bits.last_weight}
+        bits = roles.get(role, weight_bits or self.bits.weight)
         weight_quant = BinaryWeightQuant if bits == 1 else WeightQuant
+        bias_kwargs = {"bias_quant": BiasQuant, "bias_bit_width": self.bits.bias} if bias else {}
         return QuantConv2d(
             inp,
             oup,
             kernel,
             stride,
-            kernel // 2,
+            kernel // 2 if padding is None else padding,
             groups=groups,
-            bias=False,
+            bias=bias,
             weight_quant=weight_quant,
             weight_bit_width=bits,
+            **bias_kwargs,
         )
 
     def act(self):
@@ -178,6 +195,33 @@ class QuantLayers:
         if self.bipolar_output:
             return QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
         return nn.Identity()
+
+    # ---- detector (modules/models/darknet.py) additions
+    def relu(self):
+        return QuantReLU(act_quant=UnsignedActQuant, bit_width=self.bits.act)
+
+    def leaky_relu(self, slope=0.1):
+        raise ValueError(
+            "leaky ReLU has no FINN mapping (only ReLU-family activations become thresholds); "
+            "set config.DARKNET_FINN_REPLACEMENTS = True to build it as ReLU"
+        )
+
+    def maxpool(self, kernel, stride, padding=0):
+        # after the unsigned ReLU quantizer: FINN moves the scale past it and pads with 0
+        return nn.MaxPool2d(kernel, stride, padding)
+
+    def maxpool_same_stride1(self, kernel):
+        raise ValueError(
+            f"maxpool size={kernel} stride=1 pads right/bottom only; FINN pads symmetrically. "
+            "Set config.DARKNET_FINN_REPLACEMENTS = True to build MaxPool(3, 1, 1) instead"
+        )
+
+    def upsample(self, scale):
+        return nn.Upsample(scale_factor=scale, mode="nearest")
+
+    def head_quant(self):
+        # signed 8-bit head: the accelerator's output is an INT8 tensor times one scale
+        return QuantIdentity(act_quant=SignedActQuant, bit_width=HEAD_BITS)
 
 
 def build_quant_model(name, num_classes, width_mult, bits, bipolar_output=False):
