@@ -68,6 +68,12 @@ LAST_LAYER_WEIGHT_BIT_WIDTH = 8
 BIAS_BIT_WIDTH = 8
 QAT_EPOCHS = None  # epochs of notebook 02 (None: EPOCHS); fewer suffice after FP32 init
 QAT_INIT_FROM_FP32 = True  # start QAT from the run's fp32_best.pt when it exists
+# post-training quantization (02): calibrate + bias-correct the quantized model from FP32
+# weights; kept instead of QAT when its metric drops at most MAX_PTQ_DROP % below FP32 (seed 004)
+CALIBRATION_IMAGES = 32  # 20-50 training images
+MAX_PTQ_DROP = 5.0  # percent of the FP32 figure (mean F1 or mAP@0.5)
+PTQ_WEIGHT_BIT_WIDTH = 8  # hidden layers in PTQ; first/last/input/bias as above
+PTQ_ACT_BIT_WIDTH = 8
 EQUIVALENCE_IMAGES = 32  # test images run through every exported graph and compared
 
 # ---------------------------------------------------------------- detection model (Darknet cfgs)

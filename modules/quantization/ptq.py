@@ -1,0 +1,78 @@
+"""Post-training quantization with Brevitas, and seed 004's gate on its accuracy drop.
+
+PTQ takes the quantized model with the FP32 weights loaded, sets the activation scales from
+statistics over a few calibration images (`calibration_mode`), then corrects each layer's bias
+for the mean error quantization adds (`bias_correction_mode`). It needs no training, but it
+cannot make low-bit (e.g. W1) weights work: the gate then sends the pipeline on with QAT.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
+
+from modules.models.quant_layers import BitWidths
+
+
+def ptq_bit_widths(cfg):
+    """config's bit widths with the hidden layers at PTQ_WEIGHT/ACT_BIT_WIDTH."""
+    widths = dataclasses.replace(
+        BitWidths.from_config(cfg), weight=cfg.PTQ_WEIGHT_BIT_WIDTH, act=cfg.PTQ_ACT_BIT_WIDTH
+    )
+    widths.validate()
+    return widths
+
+
+def batches(images, batch_size):
+    return [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+
+
+@torch.no_grad()
+def calibrate(model, images, batch_size=8):
+    """Activation scales, then bias correction, over `images` (N, 3, H, W) 0..255; in place."""
+    if len(images) == 0:
+        raise ValueError("PTQ calibration needs images (config.CALIBRATION_IMAGES >= 1)")
+    model.eval()
+    with calibration_mode(model):
+        for batch in batches(images, batch_size):
+            model(batch)
+    with bias_correction_mode(model):
+        for batch in batches(images, batch_size):
+            model(batch)
+    return model
+
+
+def calibration_images(dataset, count):
+    """The first `count` un-augmented images of a dataset as one (N, 3, H, W) tensor."""
+    count = min(count, len(dataset))
+    return torch.stack([dataset[i][0] for i in range(count)])
+
+
+@dataclass
+class PtqGate:
+    metric: str
+    fp32: float
+    ptq: float
+    max_drop_percent: float
+
+    @property
+    def drop_percent(self):
+        """Drop relative to FP32, in percent (nan when FP32 scores 0: nothing to compare)."""
+        if not self.fp32 > 0 or math.isnan(self.ptq):
+            return float("nan")
+        return 100.0 * (self.fp32 - self.ptq) / self.fp32
+
+    @property
+    def use_ptq(self):
+        return self.drop_percent <= self.max_drop_percent  # nan compares False: QAT
+
+    def __str__(self):
+        head = f"PTQ {self.metric} {self.ptq:.4f} vs FP32 {self.fp32:.4f}"
+        if self.use_ptq:
+            return (f"{head}: drop {self.drop_percent:.2f} % <= MAX_PTQ_DROP "
+                    f"{self.max_drop_percent} %: continuing with the PTQ model")  # fmt: skip
+        return (f"{head}: drop {self.drop_percent:.2f} % exceeds MAX_PTQ_DROP "
+                f"{self.max_drop_percent} % by {self.drop_percent - self.max_drop_percent:.2f}"
+                " points: continuing with the QAT model")  # fmt: skip

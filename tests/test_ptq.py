@@ -1,0 +1,74 @@
+"""Post-training quantization (modules/quantization/ptq.py) on the Darknet detector."""
+
+import math
+import types
+
+import pytest
+import torch
+
+import config
+from modules.models.darknet import build_detector
+from modules.models.quant_layers import QuantLayers
+from modules.quantization.ptq import PtqGate, calibrate, ptq_bit_widths
+
+
+def relative_error(a, b):
+    return float((a - b).abs().mean() / b.abs().mean())
+
+
+@pytest.fixture(scope="module")
+def fp32_detector():
+    torch.manual_seed(0)
+    model = build_detector("dfire-lpyolo")
+    images = torch.rand(12, 3, 64, 64) * 255
+    with torch.no_grad():
+        model.train()(images)  # BN running statistics of these images, as after training
+    return model.eval(), images
+
+
+def test_calibration_and_bias_correction_bring_ptq_close_to_fp32(fp32_detector):
+    fp32, images = fp32_detector
+    cfg = types.SimpleNamespace(**config.snapshot())
+    model = build_detector("dfire-lpyolo", QuantLayers(ptq_bit_widths(cfg)))
+    model.load_state_dict(fp32.state_dict(), strict=False)
+    model.eval()
+    held_out = images[8:]
+    with torch.no_grad():
+        reference = fp32(held_out)
+        before = relative_error(model(held_out), reference)
+        calibrate(model, images[:8], batch_size=4)
+        after = relative_error(model(held_out), reference)
+    assert after < 0.1 and after < before / 3, (before, after)
+
+
+def test_calibration_needs_images(fp32_detector):
+    with pytest.raises(ValueError, match="CALIBRATION_IMAGES"):
+        calibrate(fp32_detector[0], torch.zeros(0, 3, 64, 64))
+
+
+def test_ptq_bit_widths_replace_only_hidden_layers():
+    cfg = types.SimpleNamespace(**{**config.snapshot(), "PTQ_WEIGHT_BIT_WIDTH": 6})
+    widths = ptq_bit_widths(cfg)
+    assert (widths.weight, widths.act) == (6, cfg.PTQ_ACT_BIT_WIDTH)
+    assert widths.first_weight == cfg.FIRST_LAYER_WEIGHT_BIT_WIDTH
+
+
+@pytest.mark.parametrize(
+    ("fp32", "ptq", "use_ptq", "drop"),
+    [
+        (0.8, 0.78, True, 2.5),
+        (0.8, 0.761, True, 4.875),
+        (0.8, 0.7, False, 12.5),
+        (0.0, 0.0, False, None),
+    ],
+)
+def test_gate_follows_max_drop(fp32, ptq, use_ptq, drop):
+    gate = PtqGate("map50", fp32, ptq, max_drop_percent=5.0)
+    assert gate.use_ptq is use_ptq
+    if drop is None:
+        assert math.isnan(gate.drop_percent)
+    else:
+        assert gate.drop_percent == pytest.approx(drop)
+    assert ("continuing with the PTQ model" in str(gate)) is use_ptq
+    if not use_ptq and drop is not None:
+        assert f"by {drop - 5.0:.2f} points" in str(gate)
