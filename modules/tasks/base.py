@@ -39,6 +39,10 @@ class Task(ABC):
     @abstractmethod
     def plot_curves(self, cfg, history, path): ...
 
+    @abstractmethod
+    def metric_floor(self, cfg):
+        """The value the test metric must reach (config), or None."""
+
 
 def task_for(cfg):
     """The task config.TASK names."""

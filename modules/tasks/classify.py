@@ -30,3 +30,6 @@ class ClassifyTask(Task):
 
     def plot_curves(self, cfg, history, path):
         return plot_training_curves(history, cfg.CLASSES, path)
+
+    def metric_floor(self, cfg):
+        return cfg.MIN_TEST_MEAN_F1

@@ -72,6 +72,11 @@ class DetectEvalResult:
     truths: list  # per image YOLO rows (class, cx, cy, w, h) normalised to the model input
     coco: object  # DetectionMetrics: per-class AP and PR curves
 
+    @property
+    def targets(self):
+        """The ground truth per image (as the classifier's EvalResult.targets)."""
+        return self.truths
+
 
 def split_targets(targets, count):
     """Collated targets (M, 6) -> per image YOLO rows (n_i, 5)."""
@@ -275,3 +280,6 @@ class DetectTask(Task):
 
     def plot_curves(self, cfg, history, path):
         return plot_detection_curves(history, path)
+
+    def metric_floor(self, cfg):
+        return cfg.MIN_TEST_MAP50

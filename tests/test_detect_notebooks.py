@@ -1,0 +1,25 @@
+"""The notebooks that run the detection task execute on the tiny profile with TASK=detect."""
+
+import json
+import re
+
+import pytest
+
+from modules.pipeline import list_notebooks, run_notebook
+
+DETECT_NOTEBOOKS = list_notebooks(only=["01"])
+DETECT_OVERRIDES = {"TASK": "detect", "IMG_SIZE": 64}  # 64: a 2x2 head grid at stride 32
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", DETECT_NOTEBOOKS, ids=[nb.stem for nb in DETECT_NOTEBOOKS])
+def test_notebook_runs_detection_on_tiny_profile(notebook, tiny_dirs, tmp_path_factory):
+    out_dir = tmp_path_factory.getbasetemp() / "executed-detect"
+    tiny_detect = {**tiny_dirs, **DETECT_OVERRIDES, "RUN_NAME": "tiny-detect"}
+    executed = run_notebook(notebook, "tiny", tiny_detect, out_dir)
+    cells = json.loads(executed.read_text())["cells"]
+    errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    printed = "".join(o.get("text", "") for o in cells[-1].get("outputs", []))
+    closing = printed.strip().splitlines()[-1] if printed.strip() else ""
+    assert re.fullmatch(rf"{notebook.name[:2]} ok: test mAP@0\.5 \S+", closing), closing
