@@ -20,6 +20,8 @@ def test_notebook_runs_detection_on_tiny_profile(notebook, tiny_dirs, tmp_path_f
     cells = json.loads(executed.read_text())["cells"]
     errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
-    printed = "".join(o.get("text", "") for o in cells[-1].get("outputs", []))
+    # nbformat stores multi-line text as a list of lines
+    texts = [o.get("text", "") for o in cells[-1].get("outputs", [])]
+    printed = "".join("".join(t) if isinstance(t, list) else t for t in texts)
     closing = printed.strip().splitlines()[-1] if printed.strip() else ""
     assert re.fullmatch(rf"{notebook.name[:2]} ok: test mAP@0\.5 \S+", closing), closing
