@@ -40,7 +40,7 @@ def test_warmup_then_linear_decay():
 
 
 def test_detector_trains_through_the_trainer(detect_cfg):
-    task = DetectTask(model_builder=lambda cfg: StandIn(3, len(cfg.CLASSES)))
+    task = DetectTask(model_builder=lambda cfg, bits: StandIn(3, len(cfg.CLASSES)))
     paths = run_paths(detect_cfg).ensure()
     data = task.prepare_data(detect_cfg)
     torch.manual_seed(0)
@@ -67,7 +67,7 @@ def test_detector_trains_through_the_trainer(detect_cfg):
 
 
 def test_class_count_mismatch_is_a_clear_error(detect_cfg):
-    task = DetectTask(model_builder=lambda cfg: StandIn(3, 5))
+    task = DetectTask(model_builder=lambda cfg, bits: StandIn(3, 5))
     task.prepare_data(detect_cfg)
     with pytest.raises(ValueError, match="config.DETECTOR_CFG"):
         task.build_model(detect_cfg)

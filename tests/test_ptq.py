@@ -3,13 +3,24 @@
 import math
 import types
 
+import numpy as np
 import pytest
 import torch
 
 import config
 from modules.models.darknet import build_detector
 from modules.models.quant_layers import QuantLayers
-from modules.quantization.ptq import PtqGate, calibrate, ptq_bit_widths
+from modules.quantization.ptq import (
+    PtqGate,
+    calibrate,
+    calibration_images,
+    ptq_bit_widths,
+    ptq_kind,
+    run_ptq,
+)
+from modules.run_paths import run_paths
+from modules.tasks.detect import DetectTask, model_anchors
+from modules.training.checkpoints import load_checkpoint, save_checkpoint
 
 
 def relative_error(a, b):
@@ -72,3 +83,34 @@ def test_gate_follows_max_drop(fp32, ptq, use_ptq, drop):
     assert ("continuing with the PTQ model" in str(gate)) is use_ptq
     if not use_ptq and drop is not None:
         assert f"by {drop - 5.0:.2f} points" in str(gate)
+
+
+def test_run_ptq_on_the_detection_task(tiny_dirs):
+    """FP32 checkpoint -> PTQ model calibrated on val images, its test mAP, checkpoint, gate."""
+    try:
+        values = config.apply("tiny", TASK="detect", IMG_SIZE=64, RUN_NAME="ptq", **tiny_dirs)
+    finally:
+        config.apply()
+    cfg = types.SimpleNamespace(**values)
+    paths = run_paths(cfg).ensure()
+    task = DetectTask()
+    data = task.prepare_data(cfg)
+    fp32 = task.build_model(cfg)
+    images = calibration_images(data["train"].dataset, 16)
+    with torch.no_grad():
+        fp32.train()(images)  # BN statistics of real images, as after training
+    fp32.eval()
+    optimizer = torch.optim.SGD(fp32.parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    args = (fp32, optimizer, scheduler, 0, {}, vars(cfg), "fp32")
+    save_checkpoint(paths.checkpoint("fp32"), *args)
+    fp32_result, _ = task.evaluate_on_test(cfg, fp32, data, paths, "fp32")
+    model, gate, table = run_ptq(task, cfg, data, paths)
+    kind = ptq_kind(cfg)
+    assert load_checkpoint(paths.checkpoint(kind), expected_kind=kind)
+    assert paths.test_metrics(kind).is_file() and "map50" in table.index
+    assert gate.fp32 == fp32_result.metrics["map50"] and gate.metric == "map50"
+    np.testing.assert_allclose(model_anchors(model), model_anchors(fp32))
+    val = calibration_images(data["val"].dataset, 8)
+    with torch.no_grad():
+        assert relative_error(model(val), fp32(val)) < 0.15

@@ -7,6 +7,7 @@ cannot make low-bit (e.g. W1) weights work: the gate then sends the pipeline on 
 """
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ import torch
 from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
 
 from modules.models.quant_layers import BitWidths
+from modules.training.checkpoints import save_checkpoint
+from modules.training.session import init_from_fp32
 
 
 def ptq_bit_widths(cfg):
@@ -76,3 +79,37 @@ class PtqGate:
         return (f"{head}: drop {self.drop_percent:.2f} % exceeds MAX_PTQ_DROP "
                 f"{self.max_drop_percent} % by {self.drop_percent - self.max_drop_percent:.2f}"
                 " points: continuing with the QAT model")  # fmt: skip
+
+
+def ptq_kind(cfg):
+    """Checkpoint kind of the PTQ model, e.g. "ptq-<bit widths signature>"."""
+    return f"ptq-{ptq_bit_widths(cfg).signature}"
+
+
+def fp32_test_metric(paths, metric):
+    path = paths.test_metrics("fp32")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run notebook 01 for this RUN_NAME first")
+    return float(json.loads(path.read_text())[metric])
+
+
+def run_ptq(task, cfg, data, paths):
+    """PTQ of the run's FP32 checkpoint: calibrate on CALIBRATION_IMAGES validation images,
+    measure the test metric, save the model as checkpoint `ptq_kind(cfg)` and apply the gate.
+
+    Returns (model, gate, test metrics table)."""
+    source = paths.checkpoint("fp32")
+    model = task.build_ptq_model(cfg)
+    init_from_fp32(model, source)  # raises naming the file when notebook 01 has not run
+    calibrate(model, calibration_images(data["val"].dataset, cfg.CALIBRATION_IMAGES))
+    kind = ptq_kind(cfg)
+    result, table = task.evaluate_on_test(cfg, model, data, paths, kind)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # the checkpoint format wants one
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    metrics = {"history": [], "last": result.metrics}
+    snapshot = cfg.snapshot() if hasattr(cfg, "snapshot") else vars(cfg)
+    save_checkpoint(paths.checkpoint(kind), model, optimizer, scheduler, 0, metrics, snapshot, kind)
+    gate = PtqGate(task.metric, fp32_test_metric(paths, task.metric),
+                   result.metrics[task.metric], cfg.MAX_PTQ_DROP)  # fmt: skip
+    print(gate)
+    return model, gate, table

@@ -22,7 +22,12 @@ class Task(ABC):
     def prepare_data(self, cfg): ...
 
     @abstractmethod
-    def build_model(self, cfg): ...
+    def build_model(self, cfg):
+        """FP32, or the Brevitas model (config bit widths) when config.BREVITAS_MODEL."""
+
+    @abstractmethod
+    def build_ptq_model(self, cfg):
+        """The Brevitas model at the PTQ bit widths (PTQ_WEIGHT/ACT_BIT_WIDTH)."""
 
     @abstractmethod
     def make_trainer(self, cfg, model, data, paths, kind): ...

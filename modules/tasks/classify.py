@@ -1,5 +1,9 @@
 """The classification task: the fire/smoke multi-label classifier (modules/training/session.py)."""
 
+import torch
+
+from modules.models.quant_layers import build_quant_model
+from modules.quantization.ptq import ptq_bit_widths
 from modules.reporting.plots import plot_image_grid, plot_training_curves
 from modules.tasks.base import Task
 from modules.training import session
@@ -12,7 +16,13 @@ class ClassifyTask(Task):
         return session.prepare_data(cfg)
 
     def build_model(self, cfg):
-        return session.build_fp32_model(cfg)
+        """FP32, or the Brevitas model when config.BREVITAS_MODEL."""
+        return session.build_configured_model(cfg)
+
+    def build_ptq_model(self, cfg):
+        torch.manual_seed(cfg.SEED)
+        bits = ptq_bit_widths(cfg)
+        return build_quant_model(cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT, bits)
 
     def make_trainer(self, cfg, model, data, paths, kind):
         return session.make_trainer(cfg, model, data, paths, kind)

@@ -16,6 +16,8 @@ from tqdm.auto import tqdm
 from modules.board.detect import DetectSettings, detect
 from modules.data.boxes import BoxAugmentation, DetectionDataset, collate_boxes
 from modules.data.datasets import build_split
+from modules.models.quant_layers import BitWidths
+from modules.quantization.ptq import ptq_bit_widths
 from modules.reporting.detection_plots import (
     plot_box_grid,
     plot_detection_curves,
@@ -184,11 +186,21 @@ def detection_loss(cfg, anchors):
     )
 
 
-def build_darknet_detector(cfg):
-    """The Darknet detector of config.DETECTOR_CFG (FP32)."""
-    from modules.models.darknet import build_detector_from_config
+def build_darknet_detector(cfg, bits=None):
+    """The Darknet detector of config.DETECTOR_CFG: FP32, or Brevitas with `bits`."""
+    from modules.models.darknet import build_detector
+    from modules.models.quant_layers import QuantLayers
 
-    return build_detector_from_config(cfg)
+    torch.manual_seed(cfg.SEED)  # same initial weights for the same seed
+    layers = QuantLayers(bits) if bits is not None else None
+    model = build_detector(
+        cfg.DETECTOR_CFG, layers, cfg.DETECTOR_WIDTH_MULT, cfg.DARKNET_FINN_REPLACEMENTS
+    )
+    if cfg.DARKNET_WEIGHTS_FILE:
+        from modules.models.darknet_weights import load_darknet_weights
+
+        load_darknet_weights(model, cfg.DARKNET_WEIGHTS_FILE)
+    return model
 
 
 def head_layout(model):
@@ -219,10 +231,17 @@ class DetectTask(Task):
         return {split: SplitData(datasets[split], splits[split][1]) for split in SPLITS}
 
     def build_model(self, cfg):
-        """The FP32 detector with anchors fitted on the training boxes (prepare_data first)."""
+        """FP32 detector (Brevitas when config.BREVITAS_MODEL), anchors fitted on the training
+        boxes (prepare_data first)."""
+        bits = BitWidths.from_config(cfg) if cfg.BREVITAS_MODEL else None
+        return self._with_anchors(cfg, self.model_builder(cfg, bits))
+
+    def build_ptq_model(self, cfg):
+        return self._with_anchors(cfg, self.model_builder(cfg, ptq_bit_widths(cfg)))
+
+    def _with_anchors(self, cfg, model):
         if self.train_samples is None:
             raise RuntimeError("DetectTask.build_model needs prepare_data first (anchor fit)")
-        model = self.model_builder(cfg)
         anchors, classes = head_layout(model)
         if classes != len(cfg.CLASSES):
             raise ValueError(
