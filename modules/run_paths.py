@@ -114,6 +114,11 @@ class RunPaths:
         return self.deploy / "io_spec.json"
 
     @property
+    def detect_spec(self):
+        """The detector's host-side decode: head scale, anchors, thresholds (board/detect.py)."""
+        return self.deploy / "detect_spec.json"
+
+    @property
     def report(self):
         return self.root / "report.md"
 

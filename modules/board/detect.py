@@ -8,7 +8,9 @@ letterboxed model input back to the original image. Notebooks 03 and 05 and the 
 all call `detect`; nothing else decodes.
 """
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -164,3 +166,24 @@ def detect(head, settings, letterboxes=None):
             dets[:, :4] = letterboxes[index].to_original(dets[:, :4])
         results.append(dets)
     return results
+
+
+def load_detect_spec(path):
+    """detect_spec.json of the deployment package -> (DetectSettings, head quantization dict,
+    class names)."""
+    spec = json.loads(Path(path).read_text())
+    settings = DetectSettings(
+        tuple(tuple(anchor) for anchor in spec["anchors"]),
+        spec["img_size"],
+        spec["conf_threshold"],
+        spec["iou_threshold"],
+        spec["max_det"],
+    )
+    return settings, spec["head"], spec["classes"]
+
+
+def detect_raw(raw, spec_path, letterboxes=None):
+    """The accelerator's integer head (N, A*(5+C), H, W) -> detections per image, using only the
+    deployment package's detect_spec.json (what the board runs)."""
+    settings, head, _ = load_detect_spec(spec_path)
+    return detect(dequantize(raw, head["scale"], head["zero_point"]), settings, letterboxes)
