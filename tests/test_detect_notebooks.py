@@ -7,7 +7,7 @@ import pytest
 
 from modules.pipeline import list_notebooks, run_notebook
 
-DETECT_NOTEBOOKS = list_notebooks(only=["01"])
+DETECT_NOTEBOOKS = list_notebooks(only=["01", "02"])
 DETECT_OVERRIDES = {"TASK": "detect", "IMG_SIZE": 64}  # 64: a 2x2 head grid at stride 32
 
 

@@ -75,12 +75,12 @@ def test_ptq_bit_widths_replace_only_hidden_layers():
 )
 def test_gate_follows_max_drop(fp32, ptq, use_ptq, drop):
     gate = PtqGate("map50", fp32, ptq, max_drop_percent=5.0)
-    assert gate.use_ptq is use_ptq
+    assert gate.use_ptq is use_ptq and gate.as_dict()["choice"] == ("ptq" if use_ptq else "qat")
     if drop is None:
         assert math.isnan(gate.drop_percent)
     else:
         assert gate.drop_percent == pytest.approx(drop)
-    assert ("continuing with the PTQ model" in str(gate)) is use_ptq
+    assert ("use the PTQ model" in str(gate)) is use_ptq
     if not use_ptq and drop is not None:
         assert f"by {drop - 5.0:.2f} points" in str(gate)
 

@@ -68,6 +68,15 @@ class PtqGate:
         return 100.0 * (self.fp32 - self.ptq) / self.fp32
 
     @property
+    def choice(self):
+        return "ptq" if self.use_ptq else "qat"
+
+    def as_dict(self):
+        return {"metric": self.metric, "fp32": self.fp32, "ptq": self.ptq,
+                "drop_percent": self.drop_percent, "max_drop_percent": self.max_drop_percent,
+                "choice": self.choice}  # fmt: skip
+
+    @property
     def use_ptq(self):
         return self.drop_percent <= self.max_drop_percent  # nan compares False: QAT
 
@@ -75,10 +84,10 @@ class PtqGate:
         head = f"PTQ {self.metric} {self.ptq:.4f} vs FP32 {self.fp32:.4f}"
         if self.use_ptq:
             return (f"{head}: drop {self.drop_percent:.2f} % <= MAX_PTQ_DROP "
-                    f"{self.max_drop_percent} %: continuing with the PTQ model")  # fmt: skip
+                    f"{self.max_drop_percent} %: use the PTQ model")  # fmt: skip
         return (f"{head}: drop {self.drop_percent:.2f} % exceeds MAX_PTQ_DROP "
                 f"{self.max_drop_percent} % by {self.drop_percent - self.max_drop_percent:.2f}"
-                " points: continuing with the QAT model")  # fmt: skip
+                " points: use the QAT model")  # fmt: skip
 
 
 def ptq_kind(cfg):

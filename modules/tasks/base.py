@@ -30,7 +30,15 @@ class Task(ABC):
         """The Brevitas model at the PTQ bit widths (PTQ_WEIGHT/ACT_BIT_WIDTH)."""
 
     @abstractmethod
-    def make_trainer(self, cfg, model, data, paths, kind): ...
+    def make_trainer(self, cfg, model, data, paths, kind, epochs=None): ...
+
+    @abstractmethod
+    def export_quantized(self, cfg, model, paths):
+        """QONNX files of the trained quantized model; key "deploy" names what 03 compiles."""
+
+    @abstractmethod
+    def verify_quantized(self, cfg, model, data, paths, result, exports):
+        """Exported graphs vs Brevitas on test images; returns the table, raises on mismatch."""
 
     @abstractmethod
     def evaluate_on_test(self, cfg, model, data, paths, kind, checkpoint_path=None): ...

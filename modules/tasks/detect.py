@@ -13,16 +13,20 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from modules.board.detect import DetectSettings, detect
+from modules.board.detect import DetectSettings, detect, detect_raw
 from modules.data.boxes import BoxAugmentation, DetectionDataset, collate_boxes
 from modules.data.datasets import build_split
 from modules.models.quant_layers import BitWidths
+from modules.quantization.detect_head import head_quantization, write_detect_spec
+from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
+from modules.quantization.export import export_qonnx_model
 from modules.quantization.ptq import ptq_bit_widths
 from modules.reporting.detection_plots import (
     plot_box_grid,
     plot_detection_curves,
     plot_detection_pr,
 )
+from modules.reporting.report import save_table
 from modules.tasks.base import Task
 from modules.training.anchors import fit_anchors
 from modules.training.checkpoints import load_checkpoint
@@ -302,3 +306,35 @@ class DetectTask(Task):
 
     def metric_floor(self, cfg):
         return cfg.MIN_TEST_MAP50
+
+    def export_quantized(self, cfg, model, paths):
+        """QONNX of the head (cut before the decode) and detect_spec.json for the host, with
+        the head scale read from the exported graph."""
+        tag = BitWidths.from_config(cfg).tag
+        raw, clean = paths.qonnx(tag, "head", cleaned=False), paths.qonnx(tag, "head")
+        export_qonnx_model(model, cfg.IMG_SIZE, raw, clean)
+        settings = display_settings(cfg, model_anchors(model))
+        spec = write_detect_spec(paths.detect_spec, head_quantization(clean), settings,
+                                 cfg.CLASSES)  # fmt: skip
+        return {"qonnx_head": raw, "qonnx_head_clean": clean, "detect_spec": spec,
+                "deploy": clean}  # fmt: skip
+
+    def verify_quantized(self, cfg, model, data, paths, result, exports):
+        """QONNX head vs Brevitas head on EQUIVALENCE_IMAGES test images, and the board's
+        decode of the integer head vs the decode of the Brevitas head; raises on mismatch."""
+        dataset = data["test"].dataset
+        count = min(cfg.EQUIVALENCE_IMAGES, len(dataset))
+        images = torch.stack([dataset[i][0] for i in range(count)]).numpy()
+        stages = {"brevitas head": torch_stage(model), "qonnx head": onnx_stage(exports["deploy"])}
+        equivalence, _ = equivalence_table(stages, images)
+        save_table(paths, "02_qonnx_equivalence", equivalence)
+        if equivalence.loc["qonnx head", "max_abs_diff"] > 1e-5:
+            raise AssertionError(f"QONNX head differs from Brevitas:\n{equivalence}")
+        brevitas = torch_stage(model)(images)  # (N, A*(5+C), H, W)
+        scale = json.loads(exports["detect_spec"].read_text())["head"]["scale"]
+        settings = display_settings(cfg, model_anchors(model))
+        for board, reference in zip(detect_raw(np.round(brevitas / scale), exports["detect_spec"]),
+                                    detect(brevitas, settings), strict=True):  # fmt: skip
+            if board.shape != reference.shape or not np.allclose(board, reference, atol=1e-3):
+                raise AssertionError("the board's decode of the integer head differs")
+        return equivalence
