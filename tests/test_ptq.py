@@ -8,10 +8,12 @@ import pytest
 import torch
 
 import config
+from modules.models.architecture import build_model
 from modules.models.darknet import build_detector
-from modules.models.quant_layers import QuantLayers
+from modules.models.quant_layers import QuantLayers, build_quant_model
 from modules.quantization.ptq import (
     PtqGate,
+    bias_correction_roots,
     calibrate,
     calibration_images,
     ptq_bit_widths,
@@ -114,3 +116,25 @@ def test_run_ptq_on_the_detection_task(tiny_dirs):
     val = calibration_images(data["val"].dataset, 8)
     with torch.no_grad():
         assert relative_error(model(val), fp32(val)) < 0.15
+
+
+def test_bias_correction_runs_on_the_classifier_without_bipolar_head():
+    """The classifier's model-level `output_quant` is an nn.Identity, which Brevitas' bias
+    correction cannot enter: calibration still corrects every layer below it."""
+    cfg = types.SimpleNamespace(**config.snapshot())
+    torch.manual_seed(0)
+    fp32 = build_model(cfg.MODEL, 2, 0.5).eval()
+    images = torch.rand(8, 3, 32, 32) * 255
+    with torch.no_grad():
+        fp32.train()(images)
+    fp32.eval()
+    model = build_quant_model(cfg.MODEL, 2, 0.5, ptq_bit_widths(cfg))
+    model.load_state_dict(fp32.state_dict(), strict=False)
+    roots = bias_correction_roots(model)
+    assert model not in roots and len(roots) > 1
+    biases = {n: p.detach().clone() for n, p in model.named_parameters() if n.endswith("bias")}
+    calibrate(model.eval(), images, batch_size=4)
+    changed = [
+        n for n, p in model.named_parameters() if n in biases and not torch.equal(p, biases[n])
+    ]
+    assert changed, "bias correction changed no bias"

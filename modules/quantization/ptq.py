@@ -6,6 +6,7 @@ for the mean error quantization adds (`bias_correction_mode`). It needs no train
 cannot make low-bit (e.g. W1) weights work: the gate then sends the pipeline on with QAT.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -41,10 +42,26 @@ def calibrate(model, images, batch_size=8):
     with calibration_mode(model):
         for batch in batches(images, batch_size):
             model(batch)
-    with bias_correction_mode(model):
+    with contextlib.ExitStack() as stack:
+        for root in bias_correction_roots(model):
+            stack.enter_context(bias_correction_mode(root))
         for batch in batches(images, batch_size):
             model(batch)
     return model
+
+
+def _clashes(module):
+    output_quant = getattr(module, "output_quant", None)
+    return output_quant is not None and not hasattr(output_quant, "is_quant_enabled")
+
+
+def bias_correction_roots(module):
+    """The largest submodules Brevitas' bias correction can enter: it takes every attribute
+    named `output_quant` for a quantizer, which a plain nn.Identity under that name (the
+    classifier without its bipolar head) is not. Its per-layer hooks work the same per root."""
+    if not any(_clashes(m) for m in module.modules()):
+        return [module]
+    return [root for child in module.children() for root in bias_correction_roots(child)]
 
 
 def calibration_images(dataset, count):
