@@ -1,10 +1,19 @@
 """Darknet cfg importer, detector models (FP32 and Brevitas) and .weights files."""
 
+import json
+import types
+
 import numpy as np
 import pytest
 import torch
 
-from modules.models.darknet import build_detector, detector_spec, plan_layers
+from modules.models.darknet import (
+    build_detector,
+    build_detector_from_config,
+    detector_spec,
+    plan_layers,
+    shared_quantizers,
+)
 from modules.models.darknet_cfg import DarknetCfgError
 from modules.models.darknet_weights import load_darknet_weights, save_darknet_weights
 from modules.models.quant_layers import BitWidths, QuantLayers
@@ -113,6 +122,7 @@ def test_dfire_lpyolo_widths_and_head():
     assert sum(p.type == "maxpool" for p in plans) == 5
     assert spec.head_channels == 21 and spec.grid() == (13, 13)
     assert spec.anchors == ((10.0, 14.0), (23.0, 27.0), (37.0, 58.0))
+    assert spec.anchors_at(208) == ((5.0, 7.0), (11.5, 13.5), (18.5, 29.0))  # half the size
 
 
 def test_width_mult_keeps_the_head(tiny_cfg_file):
@@ -205,3 +215,155 @@ def test_weights_file_header_is_darknets(tmp_path, tiny_cfg_file):
     raw = path.read_bytes()
     assert list(np.frombuffer(raw[:12], np.int32)) == [0, 2, 0]
     assert int(np.frombuffer(raw[12:20], np.int64)[0]) == 7
+
+
+def run_cli(capsys, *argv):
+    from modules.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cfg_summary_tinier_yolo_at_w1(capsys):
+    widths = [
+        "WEIGHT_BIT_WIDTH=1",
+        "FIRST_LAYER_WEIGHT_BIT_WIDTH=1",
+        "LAST_LAYER_WEIGHT_BIT_WIDTH=1",
+    ]
+    code, out, _ = run_cli(capsys, "cfg-summary", "tinier-yolo", "--json", "--set", *widths)
+    summary = json.loads(out)
+    # 3*16*9 + 16*64*9 + 64*64*9 + 64*128*9 + 128*256*9 + 256*512*9 + 2*512*512*9 + 512*125
+    assert code == 0 and summary["totals"]["weights"] == 6_377_392
+    assert summary["totals"]["weight_memory_bits"] == 6_377_392  # ~6.3 Mbit at W1
+    assert summary["totals"]["part_bram_bits"] == 140 * 36 * 1024  # xc7z020: it does not fit
+    assert summary["layers"][-1]["output"] == "125x13x13"
+    assert summary["totals"]["macs_per_image"] == sum(r["macs"] for r in summary["layers"])
+    built = {(n["type"], n["built_as"]) for n in summary["finn"]}
+    assert built == {
+        ("conv", "ReLU"),
+        ("maxpool", "MaxPool(3, 1, 1) after the unsigned ReLU quantizer"),
+    }
+    assert len(summary["finn"]) == 9  # eight leaky convs and the 2/1 maxpool
+
+
+def test_cfg_summary_text_and_errors(capsys, tmp_path):
+    code, out, _ = run_cli(
+        capsys,
+        "cfg-summary",
+        "dfire-lpyolo",
+        "--img-size",
+        "64",
+        "--set",
+        "DARKNET_FINN_REPLACEMENTS=False",
+    )
+    assert code == 0 and "21x2x2" in out and "MMAC per image" in out and "FINN:" not in out
+    code, out, _ = run_cli(
+        capsys, "cfg-summary", "tinier-yolo", "--set", "DARKNET_FINN_REPLACEMENTS=False"
+    )
+    assert "-> error" in out and "BRAM36" in out
+    bad = tmp_path / "bad.cfg"
+    bad.write_text(TINY_CFG.replace("[route]", "[reorg]"))
+    code, _, err = run_cli(capsys, "cfg-summary", str(bad))
+    assert code == 2 and "bad.cfg:31 [reorg]: unknown section" in err
+
+
+CONCAT_CFG = """[net]
+width=32
+height=32
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+pad=1
+activation=relu
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=6
+size=3
+pad=1
+activation=relu
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,0
+
+[convolutional]
+filters=7
+size=1
+activation=linear
+
+[region]
+anchors=1,1
+classes=2
+num=1
+"""
+
+
+def test_concat_branches_share_one_quantizer(tmp_path):
+    path = tmp_path / "concat.cfg"
+    path.write_text(CONCAT_CFG)
+    plans, spec = plan_layers(path)
+    assert plans[4].out_shape == (14, 32, 32) and spec.stride == 1
+    assert plans[4].replacement == "one quantizer shared by the concatenated branches"
+    torch.manual_seed(0)
+    model = build_detector(path, QuantLayers(BitWidths())).eval()
+    first, second = model.layers[0].act, model.layers[2].act
+    assert second.act_quant is first.act_quant
+    with torch.no_grad():
+        out = model(images(2, 32))
+        branch = model.layers[2](model.layers[1](model.layers[0](model.input_quant(images(2, 32)))))
+    assert out.shape == (2, 7, 32, 32)
+    levels = branch / first.act_quant.scale()  # the second branch is on the first's grid
+    assert torch.allclose(levels, levels.round(), atol=1e-3)
+    with pytest.raises(ValueError, match=r"layer 4 \(route, cfg line 26\): concat"):
+        build_detector(path, QuantLayers(BitWidths()), finn_replacements=False)
+    assert build_detector(path, finn_replacements=False)(images(1, 32)).shape == (1, 7, 32, 32)
+
+
+def test_build_detector_from_config_loads_the_weights_file(tmp_path, tiny_cfg):
+    torch.manual_seed(0)
+    source = build_detector("dfire-lpyolo", width_mult=0.5)
+    path = save_darknet_weights(source, tmp_path / "dfire.weights")
+    values = vars(tiny_cfg) | {
+        "DETECTOR_WIDTH_MULT": 0.5,
+        "DARKNET_WEIGHTS_FILE": str(path),
+        "WEIGHT_BIT_WIDTH": 1,
+        "ACT_BIT_WIDTH": 3,
+    }
+    model = build_detector_from_config(types.SimpleNamespace(**values), quantized=True)
+    assert torch.equal(model.layers[0].conv.weight, source.layers[0].conv.weight)
+    assert model.layers[2].conv.weight_quant.bit_width() == 1  # WEIGHT_BIT_WIDTH
+    assert model.spec.head_channels == 21
+    missing = types.SimpleNamespace(**(values | {"DARKNET_WEIGHTS_FILE": "nope.weights"}))
+    with pytest.raises(FileNotFoundError, match="DARKNET_WEIGHTS_FILE = 'nope.weights'"):
+        build_detector_from_config(missing)
+
+
+def test_chained_concats_share_one_quantizer_group(tmp_path):
+    conv = "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=relu\n\n"
+    head = "[convolutional]\nfilters=7\nsize=1\nactivation=linear\n\n"
+    head += "[region]\nanchors=1,1\nclasses=2\n"
+    text = (
+        "[net]\nwidth=16\nheight=16\n\n"
+        + conv  # 0
+        + conv  # 1
+        + "[route]\nlayers=1,0\n\n"  # 2
+        + conv  # 3
+        + "[route]\nlayers=-1,0\n\n"  # 4: joins 3 to the group of 0 and 1
+        + head  # 5
+    )
+    path = tmp_path / "chain.cfg"
+    path.write_text(text)
+    plans, _ = plan_layers(path)
+    assert shared_quantizers(plans) == {1: 0, 3: 0}
+    model = build_detector(path, QuantLayers(BitWidths()))
+    assert model.layers[3].act.act_quant is model.layers[0].act.act_quant

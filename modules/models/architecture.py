@@ -80,7 +80,8 @@ class TorchLayers:
         return nn.Identity()
 
     # ---- detector (modules/models/darknet.py) additions
-    def relu(self):
+    def relu(self, shared_quant=None):
+        # shared_quant: the quantizer of another concat branch (quantized kits reuse it)
         return nn.ReLU(inplace=True)
 
     def leaky_relu(self, slope=0.1):
@@ -102,6 +103,10 @@ class TorchLayers:
 
     def head_quant(self):
         # the last conv's output: the raw detection head tensor
+        return nn.Identity()
+
+    def unshared_concat(self):
+        # a concat whose branches keep their own quantizers (Darknet route, no replacements)
         return nn.Identity()
 
 

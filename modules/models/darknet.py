@@ -3,6 +3,7 @@
 API (stable; the detection task and notebooks use these):
 
     spec = detector_spec(cfg_path)                  # DetectorSpec: anchors, classes, stride
+    spec.anchors_at(img_size)                       # anchors in pixels at the training size
     model = build_detector(cfg_path, layers=None, width_mult=1.0, finn_replacements=True)
     model.spec                                      # the same DetectorSpec
     head = model(images)  # images: (N, 3, H, W) float, UINT8 values 0..255 (scaled inside)
@@ -17,14 +18,20 @@ tensor times one scale); sigmoid/exp/grid decode and NMS run on the host.
 
 What FINN cannot build is replaced when `finn_replacements` (config.DARKNET_FINN_REPLACEMENTS)
 is True, for both kits alike so FP32 weights still fit: leaky ReLU -> ReLU; a size-2 stride-1
-maxpool (asymmetric padding) -> MaxPool(3, 1, 1). With False, FP32 builds the cfg as written
-and the quantized kit stops with an error naming the layer, its cfg line and the replacement.
+maxpool (asymmetric padding) -> MaxPool(3, 1, 1); the conv branches of a concat (route with
+several layers) share one output quantizer. With False, FP32 builds the cfg as written and the
+quantized kit stops with an error naming the layer, its cfg line and the replacement.
+Supported sections: [net], [convolutional] (filters, size, stride, pad/padding, groups,
+batch_normalize, activation linear/relu/leaky, binary -> 1-bit weights in the quantized kit),
+[maxpool] (stride = size, or stride 1), [route], [upsample], and one [region]/[yolo] head last.
+Through this repo's FINN flow (modules/dataflow/flow.py): conv, ReLU, maxpool, the head;
+route-concat and upsample build in PyTorch/Brevitas but the flow does not convert them yet.
 `plan_layers` lists every layer with shapes, weight counts, MACs and these FINN notes
 (`firesmoke cfg-summary`). Darknet `.weights` files: modules/models/darknet_weights.py.
 """
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -77,7 +84,6 @@ class LayerPlan:
     sources: tuple = ()  # route: absolute layer indices
     finn_issue: str = ""  # what FINN cannot build here
     replacement: str = ""  # what is built instead (when replacements are on)
-    built_as: dict = field(default_factory=dict)
 
     @property
     def weights(self):
@@ -156,7 +162,11 @@ def _route_plan(section, index, shapes):
     out = (sum(shapes[s][0] for s in sources), *shapes[sources[0]][1:])
     plan = LayerPlan(index, "route", section.line, out, sources=sources)
     if len(sources) > 1:
-        plan.finn_issue = "concat of branches with different scales (no shared quantizer here)"
+        plan.finn_issue = (
+            "concat of branches with different scales; this repo's FINN flow does not infer "
+            "StreamingConcat yet"
+        )
+        plan.replacement = "one quantizer shared by the concatenated branches"
     return plan
 
 
@@ -176,10 +186,8 @@ def plan_layers(cfg_path, img_size=None, width_mult=1.0):
             plan = _maxpool_plan(section, index, shape)
         elif section.type == "route":
             plan = _route_plan(section, index, shapes)
-        else:  # upsample
-            scale = section.integer("stride", 2)
-            plan = LayerPlan(index, "upsample", section.line, (shape[0], *_scaled(shape, scale)))
-            plan.stride = scale
+        else:
+            plan = _upsample_plan(section, index, shape)
         plans.append(plan)
         shape = plan.out_shape
         shapes.append(shape)
@@ -187,8 +195,12 @@ def plan_layers(cfg_path, img_size=None, width_mult=1.0):
     return plans, spec
 
 
-def _scaled(shape, scale):
-    return shape[1] * scale, shape[2] * scale
+def _upsample_plan(section, index, shape):
+    scale = section.integer("stride", 2)
+    out = (shape[0], shape[1] * scale, shape[2] * scale)
+    plan = LayerPlan(index, "upsample", section.line, out, stride=scale)
+    plan.finn_issue = "this repo's FINN flow does not infer UpsampleNearestNeighbour yet"
+    return plan
 
 
 def _spec(net, head, plans, size):
@@ -225,7 +237,7 @@ def _unbuildable(plan):
     )
 
 
-def _conv_block(layers, plan, replacements):
+def _conv_block(layers, plan, replacements, shared=None):
     last = plan.role == "last"
     parts = OrderedDict()
     parts["conv"] = layers.conv(
@@ -242,13 +254,13 @@ def _conv_block(layers, plan, replacements):
     if plan.batch_normalize:
         parts["bn"] = nn.BatchNorm2d(plan.filters)
     if plan.activation == "relu" or (plan.activation == "leaky" and replacements):
-        parts["act"] = layers.relu()
+        parts["act"] = layers.relu(shared)
     elif plan.activation == "leaky":
         parts["act"] = _kit_call(layers.leaky_relu, plan)
     elif last:
         parts["act"] = layers.head_quant()
     else:  # a linear conv inside the body: signed output quantizer
-        parts["act"] = layers.linear_out_quant()
+        parts["act"] = layers.linear_out_quant(shared)
     return nn.Sequential(parts)
 
 
@@ -270,18 +282,60 @@ def _maxpool(layers, plan, replacements):
     return layers.maxpool(plan.kernel, 1, plan.padding)
 
 
-def _module(layers, plan, replacements):
+def _producer_conv(plans, index):
+    """The conv whose output quantizer sets the scale of layer `index` (None: a concat)."""
+    plan = plans[index]
+    while plan.type != "conv":
+        if plan.type == "route" and len(plan.sources) > 1:
+            return None
+        plan = plans[plan.sources[0] if plan.type == "route" else plan.index - 1]
+    return plan.index
+
+
+def shared_quantizers(plans):
+    """conv index -> the earlier conv whose output quantizer it reuses, so that the branches of
+    every concat (route with several layers) carry one scale."""
+    leaders = {}
+    for plan in plans:
+        if plan.type != "route" or len(plan.sources) < 2:
+            continue
+        producers = [_producer_conv(plans, s) for s in plan.sources]
+        if None in producers:
+            raise ValueError(
+                f"layer {plan.index} (route, cfg line {plan.line}): concat of a concat; the "
+                "importer shares one quantizer across direct conv branches only"
+            )
+        if len({plans[p].activation != "linear" for p in producers}) > 1:
+            raise ValueError(
+                f"layer {plan.index} (route, cfg line {plan.line}): concat of a ReLU branch and "
+                "a linear branch cannot share one quantizer (unsigned vs signed)"
+            )
+        for p in producers:  # union of groups, each led by its lowest conv index
+            _join(leaders, p, producers[0])
+    return {conv: _root(leaders, conv) for conv in leaders if _root(leaders, conv) != conv}
+
+
+def _root(leaders, conv):
+    while leaders.get(conv, conv) != conv:
+        conv = leaders[conv]
+    return conv
+
+
+def _join(leaders, a, b):
+    root_a, root_b = _root(leaders, a), _root(leaders, b)
+    leaders[max(root_a, root_b)] = min(root_a, root_b)
+    leaders.setdefault(min(root_a, root_b), min(root_a, root_b))
+
+
+def _module(layers, plan, replacements, shared):
     if plan.type == "conv":
-        return _conv_block(layers, plan, replacements)
+        return _conv_block(layers, plan, replacements, shared)
     if plan.type == "maxpool":
         return _maxpool(layers, plan, replacements)
     if plan.type == "upsample":
         return layers.upsample(plan.stride)
-    if len(plan.sources) > 1 and getattr(layers, "bits", None) is not None:
-        raise ValueError(
-            f"layer {plan.index} (route, cfg line {plan.line}): {plan.finn_issue}; the "
-            "quantized importer does not share quantizers across concatenated branches yet"
-        )
+    if len(plan.sources) > 1 and not replacements:
+        return _kit_call(layers.unshared_concat, plan)
     return nn.Identity()  # route: forward() gathers the sources
 
 
@@ -292,7 +346,11 @@ class DarknetDetector(nn.Module):
         super().__init__()
         self.spec, self.plans = spec, plans
         self.input_quant = layers.input_quant()
-        self.layers = nn.ModuleList(_module(layers, plan, replacements) for plan in plans)
+        self.layers = nn.ModuleList()
+        leaders = shared_quantizers(plans) if replacements else {}
+        for plan in plans:
+            shared = self.layers[leaders[plan.index]].act if plan.index in leaders else None
+            self.layers.append(_module(layers, plan, replacements, shared))
         self.routes = {p.index: p.sources for p in plans if p.type == "route"}
         self._init_weights()
 

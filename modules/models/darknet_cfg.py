@@ -203,6 +203,11 @@ class DetectorSpec:
     def head_channels(self):
         return self.num_anchors * self.values_per_anchor
 
+    def anchors_at(self, img_size):
+        """Anchors (w, h) in pixels for a square input of `img_size` (scaled from input_size)."""
+        height, width = self.input_size
+        return tuple((w * img_size / width, h * img_size / height) for w, h in self.anchors)
+
     def grid(self, img_size=None):
         height, width = (img_size, img_size) if img_size else self.input_size
         return height // self.stride, width // self.stride

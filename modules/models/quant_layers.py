@@ -147,7 +147,6 @@ class QuantLayers:
         roles = {"first": self.bits.first_weight, "last": self.bits.last_weight}
         bits = roles.get(role, weight_bits or self.bits.weight)
         weight_quant = BinaryWeightQuant if bits == 1 else WeightQuant
-        bias_kwargs = {"bias_quant": BiasQuant, "bias_bit_width": self.bits.bias} if bias else {}
         return QuantConv2d(
             inp,
             oup,
@@ -158,7 +157,9 @@ class QuantLayers:
             bias=bias,
             weight_quant=weight_quant,
             weight_bit_width=bits,
-            **bias_kwargs,
+            # a Darknet conv without BN keeps a float bias: the signed quantizer after it
+            # requantizes, so FINN absorbs the bias into those thresholds exactly (a quantized
+            # per-tensor bias trips qonnx's ExtractBiasFromConv)
         )
 
     def act(self):
@@ -197,7 +198,13 @@ class QuantLayers:
         return nn.Identity()
 
     # ---- detector (modules/models/darknet.py) additions
-    def relu(self):
+    def relu(self, shared_quant=None):
+        if shared_quant is not None:  # concat branches: one scale (as residual adds)
+            if not isinstance(shared_quant, QuantReLU):
+                raise ValueError("a concat joins a ReLU branch and a linear branch")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Keyword arguments are being passed")
+                return QuantReLU(act_quant=shared_quant.act_quant)
         return QuantReLU(act_quant=UnsignedActQuant, bit_width=self.bits.act)
 
     def leaky_relu(self, slope=0.1):
@@ -218,6 +225,12 @@ class QuantLayers:
 
     def upsample(self, scale):
         return nn.Upsample(scale_factor=scale, mode="nearest")
+
+    def unshared_concat(self):
+        raise ValueError(
+            "a concat of branches with their own scales has no FINN mapping; set "
+            "config.DARKNET_FINN_REPLACEMENTS = True to share one quantizer across the branches"
+        )
 
     def head_quant(self):
         # signed 8-bit head: the accelerator's output is an INT8 tensor times one scale
