@@ -1,11 +1,14 @@
 # Two commands do everything on a fresh machine with Python 3.11:
-#   make run   - set up .venv, generate the demo data, execute the notebooks in order
+#   make run   - set up .venv, generate the demo data, execute the notebooks in order, for the
+#                classifier (runs/demo) and the detector (runs/demo-detect)
 #   make test  - set up .venv, lint, run the test suite (every notebook on the tiny profile)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= demo
+DETECT_PROFILE ?= demo-detect
+DETECT_NOTEBOOKS ?= 01 02# notebooks 03-05 do not run the detector yet
 
 .PHONY: run test lint format bench lab netron clean-venv
 
@@ -21,6 +24,7 @@ $(STAMP): requirements/*.txt pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/firesmoke run --profile $(PROFILE)
+	$(BIN)/firesmoke run --profile $(DETECT_PROFILE) --only $(DETECT_NOTEBOOKS)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -77,6 +77,12 @@ QAT_INIT_FROM_FP32 = True
 # an FP32 checkpoint whose tensors do not all fit the quantized model (other WIDTH_MULT or
 # MODEL) is refused; True copies the tensors that fit and leaves the rest at initialisation
 QAT_INIT_ALLOW_PARTIAL = False
+# post-training quantization (02): calibrate + bias-correct the quantized model from FP32
+# weights; kept instead of QAT when its metric drops at most MAX_PTQ_DROP % below FP32 (seed 004)
+CALIBRATION_IMAGES = 32  # 20-50 training images
+MAX_PTQ_DROP = 5.0  # percent of the FP32 figure (mean F1 or mAP@0.5)
+PTQ_WEIGHT_BIT_WIDTH = 8  # hidden layers in PTQ; first/last/input/bias as above
+PTQ_ACT_BIT_WIDTH = 8
 EQUIVALENCE_IMAGES = 32  # test images run through every exported graph and compared
 
 # ---------------------------------------------------------------- detection model (Darknet cfgs)
@@ -112,6 +118,29 @@ DEPLOY_DIR_NAME = "deploy"  # RUNS_DIR/RUN_NAME/deploy: what gets copied to the 
 FINN_PLUS_DRIVER_VERSION = "1.6.1"  # board-side runtime on PyPI; it pins numpy<2 like PYNQ images
 ACCELERATOR_BACKEND = "auto"  # auto (board if pynq + bitfile, else emulator) | board | emulator
 
+# ---------------------------------------------------------------- detection (TASK = "detect")
+TASK = "classify"  # classify: multi-label fire/smoke | detect: boxes (Tiny-YOLO family)
+# anchors: as many as the detector's head has, fitted by IoU k-means on the training boxes
+DET_ANCHOR_SEED = 0
+DET_ANCHOR_THRESHOLD = 4.0  # a box matches an anchor if both side ratios are within this
+# SGD with warm-up as in YOLOv5 (seed 000: SGD lr 0.01 trained best), then linear decay
+DET_LEARNING_RATE = 0.01
+DET_MOMENTUM = 0.937
+DET_WEIGHT_DECAY = 5e-4  # conv weights only; BN and biases are not decayed
+DET_WARMUP_EPOCHS = 3.0  # learning rate ramps up from 0 over these epochs (at least 1 batch)
+DET_FINAL_LR_FRACTION = 0.01  # the learning rate decays linearly to this share of the start
+DET_LOSS_GAINS = {"box": 0.05, "obj": 1.0, "cls": 0.5}  # YOLOv5's hyp.scratch-low weights
+DET_AUG_FLIP = 0.5  # horizontal flip probability
+DET_AUG_SCALE = 0.25  # zoom 1 +- this
+DET_AUG_TRANSLATE = 0.1  # shift by up to this share of the image
+DET_AUG_HSV = (5, 30, 25)  # hue, saturation, value shift limits (OpenCV units)
+DET_EVAL_CONF = 0.001  # mAP is measured over the whole PR curve (seed 000)
+DET_EVAL_IOU = 0.6  # NMS IoU for mAP
+DET_DISPLAY_CONF = 0.25  # boxes drawn on images and reported by the board
+DET_DISPLAY_IOU = 0.4  # seed 000: lower at inference, fewer duplicate boxes
+DET_MAX_DETECTIONS = 100  # per image (COCO's maxDets)
+MIN_TEST_MAP50 = None  # notebooks assert the test mAP@0.5 reaches this (None: no floor)
+
 # ---------------------------------------------------------------- profiles
 # Named sets of overrides. `demo` is what `make run` uses; `tiny` is what the tests use.
 PROFILES = {
@@ -127,6 +156,15 @@ PROFILES = {
         "SCHEDULER_PATIENCE": 1,
         "SCHEDULER_FACTOR": 0.3,
         "MIN_TEST_MEAN_F1": 0.95,
+    },
+    "demo-detect": {  # the detection demo: same demo images, boxes instead of labels
+        "RUN_NAME": "demo-detect",
+        "TASK": "detect",
+        "DATASET": "demo",
+        "IMG_SIZE": 160,
+        "EPOCHS": 30,
+        "QAT_EPOCHS": 10,
+        "BATCH_SIZE": 32,
     },
     "tiny": {
         "RUN_NAME": "tiny",

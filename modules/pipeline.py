@@ -13,6 +13,7 @@ import papermill
 
 import config
 from modules.reporting.report import write_run_report
+from modules.reporting.summary import write_run_summary
 from modules.run_paths import run_paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -51,8 +52,13 @@ def run_pipeline(profile, overrides=None, only=None):
     cfg = _namespace(config.apply(profile, **overrides))
     config.apply()
     paths = run_paths(cfg)
-    outputs = [run_notebook(nb, profile, overrides, paths.notebooks) for nb in list_notebooks(only)]
+    outputs, wall_s = [], {}
+    for notebook in list_notebooks(only):
+        started = time.perf_counter()
+        outputs.append(run_notebook(notebook, profile, overrides, paths.notebooks))
+        wall_s[notebook.name[:2]] = time.perf_counter() - started
     print(f"run report: {write_run_report(paths, cfg)}")
+    print(f"run figures: {write_run_summary(paths, cfg.TASK, wall_s)}")
     return outputs
 
 

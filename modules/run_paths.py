@@ -7,7 +7,7 @@ Stages hand off through the files named here only (notebook 01 -> `checkpoint("f
     plots/      figures                      weights/   <kind>_best.pt, <kind>_last.pt
     onnx/       exported graphs              finn/      FINN stage graphs, estimates, handoff.json
     build/      FINN build folder (04)       deploy/    what goes to the board (04)
-    notebooks/  executed copies              report.md  the run report
+    notebooks/  executed copies              report.md  the run report (report.json: figures)
 """
 
 from dataclasses import dataclass
@@ -185,8 +185,18 @@ class RunPaths:
         return DeployLayout.at(self.deploy, self.board_layout_names())
 
     @property
+    def detect_spec(self):
+        """The detector's host-side decode: head scale, anchors, thresholds (board/detect.py)."""
+        return self.deploy / "detect_spec.json"
+
+    @property
     def report(self):
         return self.root / "report.md"
+
+    @property
+    def summary(self):
+        """report.json: the headline figures of the run (modules/reporting/summary.py)."""
+        return self.root / "report.json"
 
 
 def run_paths(cfg):

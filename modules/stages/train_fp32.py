@@ -37,9 +37,14 @@ def prepare_data(cfg, paths=None):
         augment = split == "train" and cfg.AUGMENT
         data[split] = SplitData(FireSmokeDataset(samples, cfg.IMG_SIZE, augment, cfg.SEED), report)
     if paths is not None:
-        skips = pd.concat([part.report.skip_list() for part in data.values()], ignore_index=True)
-        atomic_write_text(skips.to_csv(index=False), paths.data_skips)
+        write_skip_list(data, paths)
     return data
+
+
+def write_skip_list(data, paths):
+    """Every skipped file of every split, with its reason, in the run's data_skips CSV."""
+    skips = pd.concat([part.report.skip_list() for part in data.values()], ignore_index=True)
+    atomic_write_text(skips.to_csv(index=False), paths.data_skips)
 
 
 def build_fp32_model(cfg):

@@ -49,7 +49,7 @@ def build_scheduler(optimizer, cfg):
     )
 
 
-def make_loader(dataset, batch_size, num_workers, shuffle, seed):
+def make_loader(dataset, batch_size, num_workers, shuffle, seed, collate_fn=None):
     """The shuffle order has its own generator: the loader's generator also seeds the workers,
     and how many draws that takes depends on NUM_WORKERS, which must not change the order."""
     sampler = None
@@ -64,6 +64,7 @@ def make_loader(dataset, batch_size, num_workers, shuffle, seed):
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed),
         drop_last=False,
+        collate_fn=collate_fn,
     )
 
 
@@ -101,7 +102,7 @@ def evaluate(model, loader, loss_fn, classes, threshold=0.5, desc="eval"):
     return EvalResult(total / max(count, 1), metrics, logits, targets)
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, desc="train"):
+def train_one_epoch(model, loader, loss_fn, optimizer, desc="train", batch_scheduler=None):
     model.train()
     total, count = 0.0, 0
     bar = tqdm(loader, desc=desc, leave=False)
@@ -110,15 +111,38 @@ def train_one_epoch(model, loader, loss_fn, optimizer, desc="train"):
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if batch_scheduler is not None:  # warm-up and decay per step (the detector's loop)
+            batch_scheduler.step()
         total, count = total + loss.item() * len(images), count + len(images)
         bar.set_postfix(loss=f"{total / count:.4f}")
     return total / max(count, 1)
 
 
+class ClassifyLoop:
+    """The parts of the loop that depend on the task; this is the classifier's, the detector's
+    is `modules.tasks.detect.DetectLoop` (same attributes and methods)."""
+
+    metric = "mean_f1"  # validation metric: picks the best checkpoint, drives the scheduler
+    collate_fn = None
+    scheduler_per_batch = False
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def optimizer(self, model):
+        return build_optimizer(model, self.cfg)
+
+    def scheduler(self, optimizer, steps_per_epoch):
+        return build_scheduler(optimizer, self.cfg)
+
+    def evaluate(self, model, loader, loss_fn):
+        return evaluate(model, loader, loss_fn, self.cfg.CLASSES, self.cfg.DECISION_THRESHOLD)
+
+
 class Trainer:
     """Fits a model, logging per-epoch metrics to CSV and keeping best and last checkpoints."""
 
-    def __init__(self, model, loss_fn, train_set, val_set, cfg, paths, kind):
+    def __init__(self, model, loss_fn, train_set, val_set, cfg, paths, kind, loop=None):
         self.model, self.loss_fn, self.cfg, self.paths, self.kind = (
             model,
             loss_fn,
@@ -126,18 +150,33 @@ class Trainer:
             paths,
             kind,
         )
-        self.train_set = train_set
-        self.optimizer = build_optimizer(model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.train_set, self.loop = train_set, loop or ClassifyLoop(cfg)
+        collate = self.loop.collate_fn
         self.train_loader = make_loader(
-            train_set, cfg.BATCH_SIZE, cfg.NUM_WORKERS, shuffle=True, seed=cfg.SEED
+            train_set,
+            cfg.BATCH_SIZE,
+            cfg.NUM_WORKERS,
+            shuffle=True,
+            seed=cfg.SEED,
+            collate_fn=collate,
         )
         self.val_loader = make_loader(
-            val_set, cfg.BATCH_SIZE, cfg.NUM_WORKERS, shuffle=False, seed=cfg.SEED
+            val_set,
+            cfg.BATCH_SIZE,
+            cfg.NUM_WORKERS,
+            shuffle=False,
+            seed=cfg.SEED,
+            collate_fn=collate,
         )
+        self.optimizer = self.loop.optimizer(model)
+        self.scheduler = self.loop.scheduler(self.optimizer, len(self.train_loader))
         self.start_epoch, self.history, self.best_f1 = 0, [], -1.0
         for stale in remove_stale_temp_files(self.best_path.parent, self.log_path.parent):
             print(f"removed {stale}, left by an interrupted write")
+
+    @property
+    def best_key(self):
+        return f"val_{self.loop.metric}"
 
     @property
     def last_path(self):
@@ -167,7 +206,7 @@ class Trainer:
         self._write_log()
         # from another run folder: this run's best is the best of the epochs trained here
         if self.best_path.is_file():
-            self.best_f1 = max((row["val_mean_f1"] for row in self.history), default=-1.0)
+            self.best_f1 = max((row[self.best_key] for row in self.history), default=-1.0)
         print(f"resumed {self.kind} from {path} after epoch {self.start_epoch}")
         for key, (old, new) in changes.items():
             print(f"  {key}: {old!r} -> {new!r} (config.RESUME_ALLOW_CHANGES)")
@@ -186,13 +225,18 @@ class Trainer:
         seed_epoch(self.train_loader, epoch_seed(self.cfg.SEED, epoch))
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
+        batch_scheduler = self.scheduler if self.loop.scheduler_per_batch else None
         train_loss = train_one_epoch(
-            self.model, self.train_loader, self.loss_fn, self.optimizer, f"epoch {epoch + 1}"
+            self.model,
+            self.train_loader,
+            self.loss_fn,
+            self.optimizer,
+            f"epoch {epoch + 1}",
+            batch_scheduler,
         )
-        val = evaluate(
-            self.model, self.val_loader, self.loss_fn, self.cfg.CLASSES, self.cfg.DECISION_THRESHOLD
-        )
-        self.scheduler.step(val.metrics["mean_f1"])
+        val = self.loop.evaluate(self.model, self.val_loader, self.loss_fn)
+        if batch_scheduler is None:
+            self.scheduler.step(val.metrics[self.loop.metric])
         row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val.loss}
         row.update({f"val_{k}": v for k, v in val.metrics.items()})
         row["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -200,15 +244,15 @@ class Trainer:
         self._save(epoch, row)
         tqdm.write(
             f"epoch {epoch + 1}: train loss {train_loss:.4f}  val loss {val.loss:.4f}  "
-            f"val mean F1 {row['val_mean_f1']:.4f}"
+            f"val {self.loop.metric} {row[self.best_key]:.4f}"
         )
 
     def _save(self, epoch, row):
         metrics = {"history": self.history, "last": row}
         args = (self.model, self.optimizer, self.scheduler, epoch, metrics)
         snapshot = self.cfg.snapshot() if hasattr(self.cfg, "snapshot") else vars(self.cfg)
-        if row["val_mean_f1"] > self.best_f1:
-            self.best_f1 = row["val_mean_f1"]
+        if row[self.best_key] > self.best_f1:
+            self.best_f1 = row[self.best_key]
             save_checkpoint(self.best_path, *args, snapshot, self.kind)
         save_checkpoint(self.last_path, *args, snapshot, self.kind)
         self._write_log()
