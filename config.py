@@ -161,9 +161,11 @@ PROFILES = {
         "RUN_NAME": "demo-detect",
         "TASK": "detect",
         "DATASET": "demo",
-        "IMG_SIZE": 160,
-        "EPOCHS": 30,
-        "QAT_EPOCHS": 10,
+        # sized for `make run` on 2 CPU cores (a few minutes); real detection wants a GPU
+        "IMG_SIZE": 96,
+        "DS_LEN": 400,
+        "EPOCHS": 10,
+        "QAT_EPOCHS": 2,
         "BATCH_SIZE": 32,
     },
     "tiny": {
