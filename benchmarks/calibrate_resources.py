@@ -37,10 +37,11 @@ def main():
     )
     unscaled = resources.block_table(flow.folded, part, factors=calibration.identity_factors())
     factors = calibration.fit_factors(resources.type_totals(unscaled), reports[args.fit], args.fit)
+    types = resources.type_totals(calibration.apply_factors(unscaled, factors))
+    # the model of the published design, kept so reports can show it without this flow
+    factors["modeled_types"] = types[list(calibration.RESOURCES)].to_dict()
     if args.write:
         calibration.FACTORS_FILE.write_text(json.dumps(factors, indent=2) + "\n")
-    table = calibration.apply_factors(unscaled, factors)
-    types = resources.type_totals(table)
     pd.set_option("display.width", 200)
     for name, report in reports.items():
         role = "fitted on" if name == args.fit else "held out"

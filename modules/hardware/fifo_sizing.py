@@ -31,17 +31,17 @@ def _words(instance):
     return int(math.prod(instance.get_folded_output_shape()[:-1]))
 
 
-def _first_output_cycles(node, instance):
-    """Cycles until the node emits its first output pixel (pipeline fill)."""
-    cycles = max(1, int(instance.get_exp_cycles()))
+def _first_output_cycles(node, instance, frame_cycles):
+    """Cycles until the node emits its first output pixel when the frame streams through at
+    `frame_cycles` per frame (the pipeline's rate at that node): one output pixel's time,
+    plus for a sliding window its line buffer, (K-1) rows + K pixels of its input."""
     shape = instance.get_normal_output_shape()
-    pixels = int(math.prod(shape[1:-1])) or 1
-    fill = cycles / pixels
+    fill = frame_cycles / (int(math.prod(shape[1:-1])) or 1)
     if node.op_type.startswith("ConvolutionInputGenerator"):
         kernel = instance.get_nodeattr("ConvKernelDim")
         ifm = instance.get_nodeattr("IFMDim")
         line_buffer = (kernel[0] - 1) * ifm[1] + kernel[1]
-        fill += cycles * line_buffer / max(1, ifm[0] * ifm[1])
+        fill += frame_cycles * line_buffer / max(1, ifm[0] * ifm[1])
     return fill
 
 
@@ -56,13 +56,15 @@ def _upstream_cycles(model):
     return upstream
 
 
-def _branch_fill(model, start, join):
-    """Fill cycles along the chain from `start` to (not including) `join`."""
-    fill, node = 0.0, start
-    while node is not None and node.name != join.name:
-        fill += _first_output_cycles(node, getCustomOp(node))
-        consumers = model.find_consumers(node.output[0]) or []
-        node = consumers[0] if consumers else None
+def _branch_fill(model, start, upstream):
+    """Fill cycles of the branch that ends in `start`, back to its fork."""
+    chain, node = [], start
+    while node is not None and not node.op_type.startswith("DuplicateStreams"):
+        chain.append(node)
+        node = model.find_producer(node.input[0])
+    fill = 0.0
+    for node in chain:
+        fill += _first_output_cycles(node, getCustomOp(node), upstream[node.name])
     return fill
 
 
@@ -76,7 +78,7 @@ def _join_depths(model, upstream):
         if any(b is None for b in branches):
             continue
         fills = [
-            0.0 if b.op_type.startswith("DuplicateStreams") else _branch_fill(model, b, join)
+            0.0 if b.op_type.startswith("DuplicateStreams") else _branch_fill(model, b, upstream)
             for b in branches
         ]
         # a branch that is the fork itself has no layers: it waits for the other one
