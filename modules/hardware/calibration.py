@@ -110,5 +110,8 @@ def compare(type_table, report):
             "model": rows["model"].sum(),
             "published": float(report["total"][res]),
         }
-    table["error_%"] = 100 * (table["model"] - table["published"]) / table["published"]
-    return table.pivot(index="type", columns="resource", values=["model", "published", "error_%"])
+    table["error %"] = 100 * (table["model"] - table["published"]) / table["published"]
+    wide = table.pivot(index="type", columns="resource", values=["model", "published", "error %"])
+    wide.columns = [f"{res} {value}" for value, res in wide.columns]
+    order = [f"{res} {value}" for res in RESOURCES for value in ("model", "published", "error %")]
+    return wide[order]

@@ -120,6 +120,7 @@ def totals(blocks, layers, budget, fraction):
     """Whole design vs the part: used (whole-design model), FINN's per-layer sum, available,
     limit (fraction of the part), % of part and fits, per resource."""
     used = resources.totals(blocks)
+    accelerator = resources.totals(blocks[blocks["type"] != "AXI"])
     rows = []
     for name in BUDGET_RESOURCES:
         available = getattr(budget, name)
@@ -127,6 +128,7 @@ def totals(blocks, layers, budget, fraction):
             {
                 "resource": name,
                 "used": used[name],
+                "accelerator only": accelerator[name],
                 "FINN per-layer": float(layers[name].sum()) if name in layers else None,
                 "available": available,
                 "limit": fraction * available,
@@ -444,7 +446,7 @@ def calibration_table():
         name: calibration.compare(pd.DataFrame(factors["modeled_types"]), report)
         for name, report in calibration.load_reports().items()
     }
-    return pd.concat(frames, names=["report"])
+    return pd.concat(frames, names=["report"]).reset_index(level="report")
 
 
 def _figure(*args, **kwargs):
