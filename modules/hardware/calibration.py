@@ -18,6 +18,11 @@ REPORTS_FILE = DATA / "published_reports.json"
 FACTORS_FILE = DATA / "calibration.json"
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
 FIXED_TYPES = ("DMA", "AXI")
+FITTED_WITH = (
+    "the published ONNX and folding (final_hw_config.json) through this project's FINN flow "
+    "(finn-plus 1.6.1); FIFO depths from fifo_sizing, not the published ones; DSPs not fitted "
+    "(mvu.sv lane packing); BRAM of FINN layers not fitted (FINN's estimate)"
+)
 
 
 def load_reports(path=REPORTS_FILE):
@@ -71,6 +76,7 @@ def fit_factors(modeled, report, name):
     dma = {res: blocks["DMA"][res] / 2 for res in RESOURCES}  # one input, one output DMA
     return {
         "calibrated_on": name,
+        "fitted_with": FITTED_WITH,
         "per_type": per_type,
         "threshold_BRAM36_per_bit": threshold_bram / bits if bits else 0.0,
         "fixed": {"DMA": dma, "AXI": axi},
