@@ -1,5 +1,5 @@
 """Fit the whole-design resource model on a published post-synthesis report and show the
-model against every report in modules/hardware/data/published_reports.json.
+model against every report in modules/hardware/calibration_data/published_reports.json.
 
     python benchmarks/calibrate_resources.py --onnx MobileNetV2_Nano_Bipolar.onnx \
         --folding final_hw_config.json [--fit seed001_only_threshold] [--write]
@@ -7,7 +7,7 @@ model against every report in modules/hardware/data/published_reports.json.
 --onnx/--folding: the published design (seed 001's project: finn/onnx_models/ and
 finn/folding_config/ of github.com/chuniki/wildfire-on-PYNQ-Z1 @ 1e1804d); it goes through
 this project's FINN flow with that folding (about 8 minutes at 224x224). --write stores the
-fitted factors in modules/hardware/data/calibration.json; the other reports are held out.
+fitted factors in modules/hardware/calibration_data/calibration.json; the other reports are held out.
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """Calibration of the whole-design resource model against published post-synthesis reports.
 
-`data/published_reports.json` holds per-block-type LUT/FF/BRAM36/DSP of FINN designs
-synthesized on 7-series parts, each with its source. `data/calibration.json` holds what was
+`calibration_data/published_reports.json` holds per-block-type LUT/FF/BRAM36/DSP of FINN designs
+synthesized on 7-series parts, each with its source. `calibration_data/calibration.json` holds what was
 fitted on one of them (`calibrated_on`): per block type a LUT factor (published / modeled,
 applied to the structural and FINN LUT figures), FF per LUT, and the fixed blocks no layer
 model covers (DMA engines, AXI infrastructure). `compare` shows the model against any
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "calibration_data"
 REPORTS_FILE = DATA / "published_reports.json"
 FACTORS_FILE = DATA / "calibration.json"
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
