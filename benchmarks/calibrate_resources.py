@@ -7,7 +7,8 @@ model against every report in modules/hardware/calibration_data/published_report
 --onnx/--folding: the published design (seed 001's project: finn/onnx_models/ and
 finn/folding_config/ of github.com/chuniki/wildfire-on-PYNQ-Z1 @ 1e1804d); it goes through
 this project's FINN flow with that folding (about 8 minutes at 224x224). --write stores the
-fitted factors in modules/hardware/calibration_data/calibration.json; the other reports are held out.
+fitted factors in modules/hardware/calibration_data/calibration.json; the other reports are
+held out.
 """
 
 import argparse

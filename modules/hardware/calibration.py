@@ -1,11 +1,12 @@
 """Calibration of the whole-design resource model against published post-synthesis reports.
 
-`calibration_data/published_reports.json` holds per-block-type LUT/FF/BRAM36/DSP of FINN designs
-synthesized on 7-series parts, each with its source. `calibration_data/calibration.json` holds what was
-fitted on one of them (`calibrated_on`): per block type a LUT factor (published / modeled,
-applied to the structural and FINN LUT figures), FF per LUT, and the fixed blocks no layer
-model covers (DMA engines, AXI infrastructure). `compare` shows the model against any
-report, per block type and in total, with the error; the report not fitted is the hold-out.
+`calibration_data/published_reports.json` holds per-block-type LUT/FF/BRAM36/DSP of FINN
+designs synthesized on 7-series parts, each with its source. `calibration_data/calibration.json`
+holds what was fitted on one of them (`calibrated_on`): per block type a LUT factor
+(published / modeled, applied to the structural and FINN LUT figures), FF per LUT, and the
+fixed blocks no layer model covers (DMA engines, AXI infrastructure). `compare` shows the
+model against any report, per block type and in total, with the error; the report not fitted
+is the hold-out.
 """
 
 import json

@@ -9,7 +9,11 @@ DuplicateStreams, ElementwiseAdd, GlobalAccPool). This module:
   (InsertDWC, InsertFIFO with depths from `fifo_sizing`, SpecializeLayers), and costs FIFOs
   and converters with FINN's fitted fifo.sv/DWC models;
 - counts DSPs of RTL MVAUs with the lane packing the finn-rtllib core really uses
-  (mvu.sv: NUM_LANES from the DSP's A-port width, 25 bits on DSP48E1, 27 on DSP48E2);
+  (mvu.sv: NUM_LANES from the DSP's A-port width, 25 bits on DSP48E1, 27 on DSP48E2; an
+  8-bit input packs 2 PEs per slice, not 4 as FINN's estimate assumes). Seed 001's published
+  build (a 2024 FINN) used 212 DSPs for a folding this counts at 111 (FINN: 87); its per-layer
+  DSPs are not published, so the difference stays visible in the calibration table rather
+  than fitted away;
 - models LUTs of the layers FINN leaves at 0 from their structure (adder trees, output
   queues, weight memory in LUTRAM, control);
 - adds the DMA engines and AXI infrastructure, and FF for every block, from the calibration
