@@ -71,12 +71,16 @@ def test_fifo_sizing_buffers_the_short_branch_of_each_residual():
         assert into[skip[0]] > fifo_sizing.MIN_DEPTH
 
 
-def test_stitched_fifos_take_the_sized_depths():
+def test_stitched_fifos_take_given_depths_past_converters():
     folded = mobilenet_flow()["flow"].folded
-    stitched = resources.stitched_design(folded, PART)
+    edges = fifo_sizing.fifo_depths(folded)
+    stitched = resources.stitched_design(folded, PART, dict.fromkeys(edges, 7))
     fifos = [n for n in stitched.graph.node if n.op_type.startswith("StreamingFIFO")]
-    depths = sorted(getCustomOp(n).get_nodeattr("depth") for n in fifos)
-    assert depths[-1] == max(fifo_sizing.fifo_depths(folded).values())
+    depths = [getCustomOp(n).get_nodeattr("depth") for n in fifos]
+    # one FIFO of the given depth per layer edge (after the converter where there is one);
+    # the extra FIFO in front of a converter keeps FINN's minimum
+    assert depths.count(7) == len(edges)
+    assert set(depths) <= {7, fifo_sizing.MIN_DEPTH}
 
 
 def test_calibration_reproduces_its_report_and_states_the_held_out_error():
