@@ -37,7 +37,10 @@ def main():
         args.onnx, work, part, folding_config=args.folding, mvau_wwidth_max=216
     )
     unscaled = resources.block_table(flow.folded, part, factors=calibration.identity_factors())
-    factors = calibration.fit_factors(resources.type_totals(unscaled), reports[args.fit], args.fit)
+    op_types = unscaled.groupby("type")["op_type"].unique()
+    factors = calibration.fit_factors(
+        resources.type_totals(unscaled), reports[args.fit], args.fit, op_types
+    )
     types = resources.type_totals(calibration.apply_factors(unscaled, factors))
     # the model of the published design, kept so reports can show it without this flow
     factors["modeled_types"] = types[list(calibration.RESOURCES)].to_dict()

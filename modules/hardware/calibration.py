@@ -40,11 +40,13 @@ def load_factors(path=FACTORS_FILE):
 
 
 def apply_factors(table, factors):
-    """Scale each layer block's LUT by its type's factor and derive FF from LUT."""
+    """Scale the LUT of each block whose op_type the factor was fitted on (an HLS MVAU is
+    not scaled by a factor fitted on RTL MVAUs), then derive FF from LUT per block type."""
     table = table.copy()
     for kind, fitted in factors["per_type"].items():
         rows = table["type"] == kind
-        table.loc[rows, "LUT"] *= fitted["LUT"]
+        scaled = rows & table["op_type"].isin(fitted["op_types"])
+        table.loc[scaled, "LUT"] *= fitted["LUT"]
         table.loc[rows, "FF"] = table.loc[rows, "LUT"] * fitted["FF_per_LUT"]
     for kind in FIXED_TYPES:
         for res in RESOURCES:
@@ -55,9 +57,10 @@ def apply_factors(table, factors):
     return table
 
 
-def fit_factors(modeled, report, name):
+def fit_factors(modeled, report, name, op_types):
     """Factors from one report. `modeled`: per block type, unscaled LUT (a DataFrame indexed
-    by type, as `resources.type_totals` of a table built with `identity_factors()`)."""
+    by type, as `resources.type_totals` of a table built with `identity_factors()`);
+    `op_types`: per block type, the op_types of the fitted design's blocks."""
     blocks = report["blocks"]
     per_type = {}
     for kind, published in blocks.items():
@@ -65,6 +68,7 @@ def fit_factors(modeled, report, name):
             continue
         lut = float(modeled.loc[kind, "LUT"])
         per_type[kind] = {
+            "op_types": sorted(op_types[kind]),
             "LUT": published["LUT"] / lut if lut else 1.0,
             "FF_per_LUT": published["FF"] / published["LUT"] if published["LUT"] else 0.0,
         }
