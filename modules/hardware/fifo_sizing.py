@@ -117,7 +117,8 @@ def apply_depths(model, depths):
         outs = []
         for name in node.output:
             consumers = model.find_consumers(name) or []
-            outs.append(max([depths.get((node.name, c.name), MIN_DEPTH) for c in consumers] or [0]))
+            sized = [depths.get((node.name, c.name), MIN_DEPTH) for c in consumers]
+            outs.append(max(sized, default=MIN_DEPTH))  # graph output: FINN's minimum
         ins = []
         for name in node.input:
             producer = model.find_producer(name)
