@@ -416,7 +416,7 @@ def save_report(result, out_dir, budget, fraction, frontier_table=None):
         "limiting": result.limiting(),
         "choices": result.choices,
         "model": MODEL_NOTE,
-        "fifo_sizing": fifo_sizing.__doc__.split("\n\n")[1].replace("\n", " "),
+        "fifo_sizing": " ".join(fifo_sizing.__doc__.split()),  # method and assumptions
         "calibrated_on": calibration.load_factors()["calibrated_on"],
         "notes": sorted({n for n in result.layers["note"] if n}),
     }
