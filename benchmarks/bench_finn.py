@@ -3,8 +3,10 @@
     python benchmarks/bench_finn.py [--size 224] [--onnx-images 8] [--emulator-images 64]
 
 (1) The automatic search (per-layer RTL/DSP vs HLS/LUT compute, BRAM vs LUTRAM weights,
-    target FPS lowered until the design fits) for W4A4 on the config's board and clock: best
-    fitting FPS, LUT/BRAM/DSP % of the part, limiting resource and layer, the frontier (plot).
+    target FPS lowered until the design fits) for W4A4 on the config's board and clock, with
+    the whole-design resource model (FIFOs, converters, DMA, AXI included): today's design at
+    the config's target (whole design vs FINN per-layer), the best fitting FPS, LUT/BRAM/DSP %
+    of the part, limiting resource and block, the frontier (plot).
 (2) Emulator vs qonnx execute_onnx on the same HW-layer graph and images: identical outputs
     on every image, and the throughput ratio.
 Weights are random but calibrated (BatchNorm and activation statistics): FINN's estimates
@@ -70,11 +72,33 @@ def _concat(*tables):
     return pd.concat(tables).sort_values("target_fps").reset_index(drop=True)
 
 
+def report_target(generic, budget):
+    """The design at the configured target, whole design vs FINN's per-layer sum."""
+    design = finn_estimates.best_design(
+        generic,
+        budget,
+        config.TARGET_FPS,
+        config.CLOCK_MHZ,
+        config.RESOURCE_BUDGET_FRACTION,
+        config.MVAU_WWIDTH_MAX,
+    )
+    totals = design.totals
+    finn = 100 * totals["FINN per-layer"] / totals["available"]
+    print(f"(0) design at target {config.TARGET_FPS} FPS: {design.performance['fps']:.0f} FPS")
+    for name in ("LUT", "BRAM36", "DSP"):
+        print(
+            f"    {name:6s} whole design {totals.loc[name, '% of part']:5.1f} %   "
+            f"FINN per-layer {finn[name]:5.1f} %"
+        )
+    print(f"    fits (whole design): {design.fits}")
+
+
 def report_search(best, frontier, out_dir, budget):
     paths = finn_estimates.save_report(
         best, out_dir, budget, config.RESOURCE_BUDGET_FRACTION, frontier
     )
     share = best.totals["% of part"]
+    finn = 100 * best.totals["FINN per-layer"] / best.totals["available"]
     limiting = best.limiting()
     print(
         f"(1) MobileNetV2-mini W4A4 on {budget.part} at {config.CLOCK_MHZ} MHz, "
@@ -85,7 +109,11 @@ def report_search(best, frontier, out_dir, budget):
         f"(bottleneck {best.performance['bottleneck_layer']}), "
         f"latency {best.performance['latency_ms']:.2f} ms"
     )
-    print(f"    LUT {share['LUT']:.1f} %  BRAM36 {share['BRAM36']:.1f} %  DSP {share['DSP']:.1f} %")
+    print(
+        f"    whole design: LUT {share['LUT']:.1f} %  BRAM36 {share['BRAM36']:.1f} %  "
+        f"DSP {share['DSP']:.1f} %  (FINN per-layer: LUT {finn['LUT']:.1f} %  "
+        f"BRAM36 {finn['BRAM36']:.1f} %  DSP {finn['DSP']:.1f} %)"
+    )
     print(
         f"    limiting resource {limiting['resource']} "
         f"({100 * limiting['share_of_limit']:.0f} % of its budget), "
@@ -95,7 +123,7 @@ def report_search(best, frontier, out_dir, budget):
     for option in best.choices.values():
         counts[option] = counts.get(option, 0) + 1
     print(f"    per-layer choices (MVAU/VVAU): {counts}")
-    print("    note: FINN has no LUT model for MVAU_rtl and a few other layers (LUT=0 there)")
+    print(f"    FPS is the accelerator's; it excludes {finn_estimates.EXCLUDES}")
     print("    frontier (best per-layer options at each target):")
     print(frontier.round(1).to_string(index=False))
     print(f"    frontier plot: {paths['frontier_png']}")
@@ -115,6 +143,7 @@ def main():
     clean = export_qonnx_model(model, args.size, f"{work}/raw.onnx", f"{work}/clean.onnx")
     flow = finn_flow.run_flow(clean, work, budget.part, mvau_wwidth_max=config.MVAU_WWIDTH_MAX)
     print(f"flow to the HW graph: {time.perf_counter() - started:.0f} s (graphs in {work})")
+    report_target(flow.child, budget)
     best, frontier = search(flow.child, budget)
     report_search(best, frontier, args.out, budget)
     print("(2) emulator vs execute_onnx on the HW-layer graph (benchmarks/bench_emulator.py)")

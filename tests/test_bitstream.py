@@ -3,6 +3,7 @@ import subprocess
 import types
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -289,14 +290,24 @@ def test_malformed_reports_name_the_file(tmp_path):
 def test_synthesis_vs_estimates(tmp_path):
     path = tmp_path / "ooc_utilization.rpt"
     path.write_text(UTILIZATION_REPORT)
-    estimates = {"LUT": 17400, "BRAM_18K": 38, "DSP": 68, "URAM": 0}
-    table = bitstream.synthesis_vs_estimates(bitstream.parse_utilization_report(path), estimates)
-    assert list(table.index) == ["LUT", "FF", "BRAM_18K", "DSP"]
-    assert table.loc["BRAM_18K", "synthesis"] == 69  # 34.5 tiles of 36K
-    assert table.loc["BRAM_18K", "available"] == 280
-    assert table.loc["DSP", "synthesis / estimate"] == 1.0
-    assert table.loc["LUT", "synthesis"] == 14592 and table.loc["LUT", "estimate"] == 17400
-    assert table["estimate"].isna().loc["FF"]  # FINN does not estimate flip-flops
+    totals = pd.DataFrame(
+        {
+            "used": [21000.0, 26000.0, 36.0, 68.0],
+            "accelerator only": [16600.0, 20600.0, 36.0, 68.0],
+            "FINN per-layer": [9000.0, None, 19.0, 34.0],
+        },
+        index=pd.Index(["LUT", "FF", "BRAM36", "DSP"], name="resource"),
+    )
+    report = bitstream.parse_utilization_report(path)
+    table = bitstream.synthesis_vs_estimates(report, totals)
+    assert list(table.index) == ["LUT", "FF", "BRAM36", "DSP"]
+    assert table.loc["BRAM36", "synthesis"] == 34.5 and table.loc["BRAM36", "available"] == 140
+    assert table.loc["LUT", "model"] == 16600  # out of context: the accelerator alone
+    assert table.loc["DSP", "synthesis / model"] == 1.0
+    assert table.loc["DSP", "synthesis / FINN per-layer"] == 2.0
+    assert table["FINN per-layer"].isna().loc["FF"]  # FINN does not estimate flip-flops
+    full = bitstream.synthesis_vs_estimates(report, totals, scope="full")
+    assert full.loc["LUT", "model"] == 21000
 
 
 def test_collect_build_outputs(tmp_path):

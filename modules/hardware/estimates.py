@@ -1,12 +1,18 @@
-"""FINN's per-layer estimates for a folded design, the budget check against the part, and the
-search for the fastest design that fits.
+"""Estimates of a folded design, the budget check against the part, and the search for the
+fastest design that fits.
 
-The search varies what FINN leaves to the user: per MVAU/VVAU the compute implementation
-(RTL on DSP slices, HLS on DSPs, HLS on LUTs) and the weight memory (BRAM or LUTRAM), for a
-sequence of target FPS values. FINN's estimates are per layer and additive, so the costs of
-every option are read once per target from whole-graph variants and the per-layer choice is a
-local search that lowers the most-used resource. No Vivado is involved; all numbers are FINN's
-analytical estimates (not synthesis results).
+The budget check uses the whole stitched design (`resources.py`: layers, FIFOs, data-width
+converters, DMA engines, AXI infrastructure, calibrated on published post-synthesis reports);
+FINN's own per-layer figures stay beside it as a second column. The search varies what FINN
+leaves to the user: per MVAU/VVAU the compute implementation (RTL on DSP slices, HLS on DSPs,
+HLS on LUTs) and the weight memory (BRAM or LUTRAM), for a sequence of target FPS values. The
+costs of every option are read once per target from whole-design variants (per compute layer,
+plus the rest of the design) and the per-layer choice is a local search that lowers the most
+used resource; the chosen design is then estimated as a whole. No Vivado is involved.
+
+Throughput here is the accelerator's: frames per second the slowest layer allows at the
+clock. It excludes the host's pre/post-processing, packing and DMA set-up per call, which
+notebook 05 measures end to end.
 """
 
 import json
@@ -20,6 +26,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow import flow as finn_flow
 from modules.dataflow.setup import ensure_finn
+from modules.hardware import calibration, fifo_sizing, resources
 
 # FINN has no LUT model for these (the estimate is 0): totals underestimate LUTs by their cost.
 NO_LUT_MODEL = (
@@ -29,7 +36,9 @@ NO_LUT_MODEL = (
     "ElementwiseAdd_hls",
     "GlobalAccPool_hls",
 )
-RESOURCES = ("LUT", "BRAM36", "DSP")
+RESOURCES = ("LUT", "BRAM36", "DSP")  # FINN's per-layer estimate
+BUDGET_RESOURCES = ("LUT", "FF", "BRAM36", "DSP")  # whole-design model and the budget
+EXCLUDES = "host pre/post-processing, input/output packing and DMA set-up per call"
 
 # Per-layer implementation options for MVAU/VVAU: (preferred_impl_style, resType).
 IMPLEMENTATIONS = {"rtl_dsp": ("rtl", "dsp"), "hls_dsp": ("hls", "dsp"), "hls_lut": ("hls", "lut")}
@@ -38,7 +47,8 @@ WEIGHT_MEMORIES = ("block", "distributed")  # ram_style of internal_decoupled we
 
 @dataclass(frozen=True)
 class PartBudget:
-    """Resources of an FPGA part (PYNQ-Z1 and PYNQ-Z2 both carry the xc7z020)."""
+    """Resources of an FPGA part (defaults: the xc7z020 of PYNQ-Z1/Z2; `for_part` reads the
+    part table in resources.py)."""
 
     part: str = "xc7z020clg400-1"
     LUT: int = 53_200
@@ -46,8 +56,13 @@ class PartBudget:
     DSP: int = 220
     FF: int = 106_400
 
+    @classmethod
+    def for_part(cls, part):
+        table = resources.part_resources(part)
+        return cls(part, table.LUT, table.BRAM36, table.DSP, table.FF)
+
     def limits(self, fraction):
-        return {name: fraction * getattr(self, name) for name in RESOURCES}
+        return {name: fraction * getattr(self, name) for name in BUDGET_RESOURCES}
 
 
 def part_for_board(board, board_parts):
@@ -57,7 +72,7 @@ def part_for_board(board, board_parts):
 
 
 def budget_from_config(cfg):
-    return PartBudget(part=part_for_board(cfg.BOARD, cfg.BOARD_PARTS))
+    return PartBudget.for_part(part_for_board(cfg.BOARD, cfg.BOARD_PARTS))
 
 
 # ------------------------------------------------------------------ per-layer table
@@ -101,32 +116,37 @@ def layer_table(folded, part):
     return table
 
 
-def totals(table, budget, fraction):
-    """Resources used vs the part: used, available, limit (fraction of the part), % of part."""
+def totals(blocks, layers, budget, fraction):
+    """Whole design vs the part: used (whole-design model), FINN's per-layer sum, available,
+    limit (fraction of the part), % of part and fits, per resource."""
+    used = resources.totals(blocks)
+    accelerator = resources.totals(blocks[blocks["type"] != "AXI"])
     rows = []
-    for name in RESOURCES:
-        used, available = float(table[name].sum()), getattr(budget, name)
+    for name in BUDGET_RESOURCES:
+        available = getattr(budget, name)
         rows.append(
             {
                 "resource": name,
-                "used": used,
+                "used": used[name],
+                "accelerator only": accelerator[name],
+                "FINN per-layer": float(layers[name].sum()) if name in layers else None,
                 "available": available,
                 "limit": fraction * available,
-                "% of part": 100.0 * used / available,
-                "fits": used <= fraction * available,
+                "% of part": 100.0 * used[name] / available,
+                "fits": used[name] <= fraction * available,
             }
         )
     return pd.DataFrame(rows).set_index("resource")
 
 
-def over_budget(table, budget, fraction):
-    """The rows of `totals` that exceed the budget (empty when the design fits)."""
-    summary = totals(table, budget, fraction)
-    return summary[~summary["fits"]]
+def over_budget(totals_table):
+    """The rows of a totals table that exceed the budget (empty when the design fits)."""
+    return totals_table[~totals_table["fits"]]
 
 
 def performance(folded, table, clock_mhz):
-    """Throughput from the slowest layer, latency from FINN's critical path, at the clock."""
+    """Accelerator throughput from the slowest layer, latency from FINN's critical path, at
+    the clock (excludes the host's share: see EXCLUDES)."""
     from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
     from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
 
@@ -140,15 +160,18 @@ def performance(folded, table, clock_mhz):
         "fps": clock_mhz * 1e6 / max_cycles,
         "critical_path_cycles": int(critical["critical_path_cycles"]),
         "latency_ms": critical["critical_path_cycles"] / (clock_mhz * 1e3),
+        "excludes": EXCLUDES,
     }
 
 
 @dataclass
 class Estimate:
-    """A folded design with its estimates."""
+    """A folded design with its estimates: FINN's layer table, the whole-design block table
+    (layers, FIFOs, converters, DMA, AXI) and the totals against the part."""
 
     folded: object
     layers: pd.DataFrame
+    blocks: pd.DataFrame
     totals: pd.DataFrame
     performance: dict
     choices: dict  # layer -> option name (empty: FINN's defaults)
@@ -158,22 +181,24 @@ class Estimate:
         return bool(self.totals["fits"].all())
 
     def limiting(self):
-        """The most-used resource (share of its limit) and the layer using most of it."""
+        """The most-used resource (share of its limit) and the block using most of it."""
         share = self.totals["used"] / self.totals["limit"]
         resource = share.idxmax()
         return {
             "resource": resource,
             "share_of_limit": float(share.max()),
-            "layer": self.layers[resource].idxmax(),
+            "layer": self.blocks[resource].idxmax(),
         }
 
 
 def estimate(folded, budget, clock_mhz, fraction, choices=None):
     layers = layer_table(folded, budget.part)
+    blocks = resources.block_table(folded, budget.part)
     return Estimate(
         folded,
         layers,
-        totals(layers, budget, fraction),
+        blocks,
+        totals(blocks, layers, budget, fraction),
         performance(folded, layers, clock_mhz),
         choices or {},
     )
@@ -222,8 +247,9 @@ def _original_names(generic, specialized):
 
 
 def option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max=36):
-    """Per compute layer and option: LUT, BRAM36, DSP (and the rest of the design's cost with
-    FINN defaults, under the key None)."""
+    """Per compute layer and option: LUT, FF, BRAM36, DSP of the whole-design model (and the
+    rest of the design with FINN defaults, FIFOs, converters, DMA and AXI included, under the
+    second return value)."""
     layers = compute_layers(generic)
     costs, rest = {}, None
     for option in _option_names():
@@ -235,12 +261,11 @@ def option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max=36):
             dict.fromkeys(layers, option),
             mvau_wwidth_max,
         )
-        table = layer_table(design, budget.part)
-        names = _original_names(generic, design)
-        per_layer = table.rename(index=names)
-        costs[option] = per_layer.loc[layers, list(RESOURCES)]
+        blocks = resources.block_table(design, budget.part)
+        per_block = blocks.rename(index=_original_names(generic, design))
+        costs[option] = per_block.loc[layers, list(BUDGET_RESOURCES)]
         if rest is None:
-            rest = per_layer.drop(index=layers)[list(RESOURCES)].sum()
+            rest = per_block.drop(index=layers)[list(BUDGET_RESOURCES)].sum()
     return costs, rest
 
 
@@ -248,19 +273,20 @@ def choose_options(costs, rest, budget, fraction):
     """Local search: start every layer at its smallest-LUT option, then repeatedly make the one
     switch that most lowers the highest resource share (share of its limit), until none does.
     Returns (layer -> option, totals as a Series)."""
+    names = list(BUDGET_RESOURCES)
     limits = pd.Series(budget.limits(fraction))
     options = list(costs)
     layers = list(costs[options[0]].index)
-    cube = np.stack([costs[o].loc[layers, list(RESOURCES)].to_numpy() for o in options])  # O,L,R
+    cube = np.stack([costs[o].loc[layers, names].to_numpy() for o in options])  # O,L,R
     chosen = cube[:, :, 0].argmin(axis=0)
     # a resource with no budget at all (e.g. DSP=0) gets a tiny limit: any use dominates
-    limit = np.maximum(limits[list(RESOURCES)].to_numpy(), 1e-6)
+    limit = np.maximum(limits[names].to_numpy(), 1e-6)
 
     def score(total):
         share = total / limit
         return (share.max(), share.sum())
 
-    total = rest[list(RESOURCES)].to_numpy() + cube[chosen, np.arange(len(layers))].sum(axis=0)
+    total = rest[names].to_numpy() + cube[chosen, np.arange(len(layers))].sum(axis=0)
     while True:
         best = (score(total), None)
         for layer in range(len(layers)):
@@ -274,7 +300,7 @@ def choose_options(costs, rest, budget, fraction):
         layer, option, total = best[1]
         chosen[layer] = option
     choices = {layer: options[o] for layer, o in zip(layers, chosen, strict=True)}
-    return choices, pd.Series(total, index=list(RESOURCES))
+    return choices, pd.Series(total, index=names)
 
 
 def best_design(generic, budget, target_fps, clock_mhz, fraction=0.9, mvau_wwidth_max=36):
@@ -311,7 +337,8 @@ def fit_to_part(
     only evaluates `target_fps`. Returns (best fitting Estimate or None, frontier DataFrame).
 
     Each frontier row: target, achieved FPS (FINN's folding may not reach the target), LUT /
-    BRAM36 / DSP % of part, fits, limiting resource and layer.
+    FF / BRAM36 / DSP % of part (whole design) and FINN's per-layer LUT/BRAM36/DSP %, fits,
+    limiting resource and block.
     """
     rows, best, failing = [], None, None
 
@@ -337,11 +364,13 @@ def fit_to_part(
 
 def _frontier_row(target, result):
     share = result.totals["% of part"]
+    finn_share = 100 * result.totals["FINN per-layer"] / result.totals["available"]
     limiting = result.limiting()
     return {
         "target_fps": target,
         "fps": result.performance["fps"],
-        **{f"{name} %": float(share[name]) for name in RESOURCES},
+        **{f"{name} %": float(share[name]) for name in BUDGET_RESOURCES},
+        **{f"FINN {name} %": float(finn_share[name]) for name in RESOURCES},
         "fits": result.fits,
         "limiting_resource": limiting["resource"],
         "limiting_layer": limiting["layer"],
@@ -367,11 +396,17 @@ def save_report(result, out_dir, budget, fraction, frontier_table=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "layers_csv": out_dir / "estimates_layers.csv",
+        "blocks_csv": out_dir / "estimates_blocks.csv",
+        "block_types_csv": out_dir / "estimates_block_types.csv",
         "totals_csv": out_dir / "estimates_totals.csv",
+        "calibration_csv": out_dir / "calibration_vs_published.csv",
         "summary_json": out_dir / "estimates.json",
     }
     result.layers.to_csv(paths["layers_csv"])
+    result.blocks.to_csv(paths["blocks_csv"])
+    resources.type_totals(result.blocks).to_csv(paths["block_types_csv"])
     result.totals.to_csv(paths["totals_csv"])
+    calibration_table().to_csv(paths["calibration_csv"])
     summary = {
         "budget": asdict(budget),
         "fraction": fraction,
@@ -380,6 +415,9 @@ def save_report(result, out_dir, budget, fraction, frontier_table=None):
         "fits": result.fits,
         "limiting": result.limiting(),
         "choices": result.choices,
+        "model": MODEL_NOTE,
+        "fifo_sizing": " ".join(fifo_sizing.__doc__.split()),  # method and assumptions
+        "calibrated_on": calibration.load_factors()["calibrated_on"],
         "notes": sorted({n for n in result.layers["note"] if n}),
     }
     if frontier_table is not None:
@@ -390,6 +428,25 @@ def save_report(result, out_dir, budget, fraction, frontier_table=None):
     paths["layers_png"] = plot_layers(result, out_dir / "estimates_layers.png")
     paths["totals_png"] = plot_totals(result.totals, out_dir / "estimates_totals.png")
     return paths
+
+
+MODEL_NOTE = (
+    "used = whole stitched design: FINN layers (DSP of RTL MVAUs from the DSP48 lane packing "
+    "of mvu.sv, LUT of layers FINN leaves at 0 from their structure), FIFOs (analytical "
+    "sizing), data-width converters, DMA and AXI infrastructure, calibrated per block type on "
+    "published post-synthesis reports; 'FINN per-layer' = FINN's own estimate, layers only"
+)
+
+
+def calibration_table():
+    """The whole-design model of the published design against every published report
+    (per block type and total, error %), from the stored calibration."""
+    factors = calibration.load_factors()
+    frames = {
+        name: calibration.compare(pd.DataFrame(factors["modeled_types"]), report)
+        for name, report in calibration.load_reports().items()
+    }
+    return pd.concat(frames, names=["report"]).reset_index(level="report")
 
 
 def _figure(*args, **kwargs):
@@ -434,7 +491,9 @@ def plot_totals(totals_table, path=None):
     axis.axhline(limit, color="k", linestyle="--", label=f"budget {limit:.0f} %")
     axis.axhline(100, color="grey", linestyle=":", label="part")
     axis.set_ylabel("% of part")
-    axis.set_title("totals vs part (LUT omits layers FINN has no LUT model for)", fontsize=9)
+    finn = 100.0 * totals_table["FINN per-layer"] / totals_table["available"]
+    axis.plot(finn.index, finn, "kx", label="FINN per-layer only")
+    axis.set_title("whole design vs part (x: FINN's per-layer estimate)", fontsize=9)
     axis.legend()
     fig.tight_layout()
     return _save(fig, path)
@@ -442,7 +501,7 @@ def plot_totals(totals_table, path=None):
 
 def plot_frontier(frontier_table, path=None, fraction=0.9):
     fig, axis = _figure(figsize=(7, 4))
-    for name in RESOURCES:
+    for name in BUDGET_RESOURCES:
         axis.plot(frontier_table["fps"], frontier_table[f"{name} %"], "o-", label=name)
     fitting = frontier_table[frontier_table["fits"]]
     if len(fitting):

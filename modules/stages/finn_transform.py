@@ -81,8 +81,9 @@ def save_design(cfg, paths, flow, design, frontier):
         "parent": str(parent_path),
         "folding_config": str(folding_path),
         "estimates": str(report["summary_json"]),
-        "fps": design.performance["fps"],
+        "fps": design.performance["fps"],  # accelerator only: see performance["excludes"]
         "fits": design.fits,
+        "resources": design.totals["used"].to_dict(),  # whole stitched design
     }
     paths.handoff.write_text(json.dumps(handoff, indent=2))
     return handoff

@@ -1,8 +1,11 @@
 """Notebook 05's evaluation: run test images through an Accelerator, per-dataset metrics."""
 
+import time
+
 import numpy as np
 import pandas as pd
 
+from modules.board.accelerator import measure_throughput, pack_tensor, to_accelerator_layout
 from modules.stages.train_brevitas import stack_dataset
 from modules.training.metrics import classification_metrics
 
@@ -28,3 +31,33 @@ def metrics_row(name, targets, decisions, classes):
 
 def per_dataset_table(rows):
     return pd.DataFrame(rows).set_index("dataset")
+
+
+def throughput_table(accelerator, images, estimated_fps, excludes):
+    """Accelerator vs end-to-end throughput, each where it can be measured.
+
+    Rows: notebook 03's estimate (the accelerator alone, at the clock); `run` end to end
+    (layout, packing, transfer, unpacking); `execute_packed` (on a board: DMA and the
+    accelerator without the host's packing; emulated: the CPU emulation, not the FPGA)."""
+    end_to_end = measure_throughput(accelerator, images)
+    packed = pack_tensor(
+        to_accelerator_layout(images, accelerator.io_spec), accelerator.io_spec["input"]
+    )
+    start = time.perf_counter()
+    accelerator.execute_packed(packed)
+    packed_s = time.perf_counter() - start
+    device = "emulated on the CPU" if accelerator.is_emulated else "DMA + FPGA"
+    rows = [
+        {"measure": "estimated accelerator (03)", "images_per_s": estimated_fps, "note": excludes},
+        {
+            "measure": "end to end (run)",
+            "images_per_s": end_to_end["images_per_s"],
+            "note": end_to_end["label"],
+        },
+        {
+            "measure": "accelerator call (execute_packed)",
+            "images_per_s": len(images) / packed_s,
+            "note": f"{device}, without host packing",
+        },
+    ]
+    return pd.DataFrame(rows).set_index("measure")

@@ -482,32 +482,33 @@ def read_build_reports(report_dir):
     return utilization, timing
 
 
-def synthesis_vs_estimates(utilization, estimates_totals):
-    """Side-by-side table: stage-03 estimate, synthesis result, available, synthesis util %.
+def synthesis_vs_estimates(utilization, estimates_totals, scope="ooc"):
+    """Side-by-side table per resource (LUT, FF, BRAM36, DSP): the stage-03 whole-design
+    model, FINN's per-layer estimate, the synthesis result, available, synthesis util %, and
+    synthesis / model.
 
-    `estimates_totals` uses FINN's estimate keys (LUT, BRAM_18K, DSP, optionally FF); BRAM is
-    compared in 18K blocks (one Vivado "Block RAM Tile" = two BRAM_18K).
+    `estimates_totals`: the totals table notebook 03 saves (estimates_totals.csv: columns
+    "used", "accelerator only", "FINN per-layer"). scope="ooc" compares an out-of-context run
+    of the stitched accelerator (no AXI interconnect / PS around it) with "accelerator only";
+    scope="full" compares the whole block design with "used". BRAM in 36K tiles (Vivado's
+    "Block RAM Tile").
     """
+    column = {"ooc": "accelerator only", "full": "used"}[scope]
     rows = []
-    for name, estimate_key, per_unit in (
-        ("LUT", "LUT", 1),
-        ("FF", "FF", 1),
-        ("BRAM_18K", "BRAM_18K", 2),
-        ("DSP", "DSP", 1),
-    ):
-        synth_name = "BRAM_36K" if name == "BRAM_18K" else name
+    for name, synth_name in (("LUT", "LUT"), ("FF", "FF"), ("BRAM36", "BRAM_36K"), ("DSP", "DSP")):
         synth = utilization.get(synth_name, {})
-        used = synth.get("used")
-        available = synth.get("available")
+        model = estimates_totals.loc[name] if name in estimates_totals.index else {}
         rows.append(
             {
                 "resource": name,
-                "estimate": estimates_totals.get(estimate_key),
-                "synthesis": used * per_unit if used is not None else None,
-                "available": available * per_unit if available is not None else None,
+                "model": model.get(column),
+                "FINN per-layer": model.get("FINN per-layer"),
+                "synthesis": synth.get("used"),
+                "available": synth.get("available"),
                 "synthesis_util_pct": synth.get("util_pct"),
             }
         )
     table = pd.DataFrame(rows).set_index("resource").astype(float)
-    table["synthesis / estimate"] = table["synthesis"] / table["estimate"]
+    table["synthesis / model"] = table["synthesis"] / table["model"]
+    table["synthesis / FINN per-layer"] = table["synthesis"] / table["FINN per-layer"]
     return table

@@ -1,0 +1,128 @@
+"""FIFO depths for a folded FINN design without Vivado: an analytical fluid model.
+
+FINN's builder sizes FIFOs by simulating the stitched RTL (rtlsim) or from characteristic
+functions (also rtlsim); neither runs without Vivado/XSI. This model reproduces what that
+sizing measures, from each layer's cycle model (`get_exp_cycles`) and folded shapes:
+
+1. Rate mismatch (the input is pushed as fast as the upstream layers allow, the output is
+   drained at once, as the builder's simulation does): on an edge producer -> consumer, the
+   producer delivers its `N` words of a frame in `U` cycles, where `U` is the slowest layer
+   up to and including the producer; the consumer takes `C` cycles. When `C > U` the queue
+   peaks at `N * (1 - U / C)` words (the frame arrives before it can be consumed).
+2. Residual joins (AddStreams/ElementwiseAdd): the short branch must hold what the fork
+   sends it while the long branch fills its pipeline: a sliding window's line buffer
+   ((K-1) rows + K pixels) and each layer's time to its first output pixel.
+
+Depths are in stream words, at least 2 (FINN's minimum). The model ignores start-up
+latencies of a few cycles and back-pressure stalls inside a layer, so it is a lower bound on
+the largest FIFOs of a simulation-sized build and exact for the shallow ones.
+"""
+
+import math
+
+from qonnx.custom_op.registry import getCustomOp
+
+MIN_DEPTH = 2
+JOIN_OPS = ("AddStreams", "ElementwiseAdd")
+
+
+def _words(instance):
+    """Stream words per frame at the node's output (every dimension but the last)."""
+    return int(math.prod(instance.get_folded_output_shape()[:-1]))
+
+
+def _first_output_cycles(node, instance, frame_cycles):
+    """Cycles until the node emits its first output pixel when the frame streams through at
+    `frame_cycles` per frame (the pipeline's rate at that node): one output pixel's time,
+    plus for a sliding window its line buffer, (K-1) rows + K pixels of its input."""
+    shape = instance.get_normal_output_shape()
+    fill = frame_cycles / (int(math.prod(shape[1:-1])) or 1)
+    if node.op_type.startswith("ConvolutionInputGenerator"):
+        kernel = instance.get_nodeattr("ConvKernelDim")
+        ifm = instance.get_nodeattr("IFMDim")
+        line_buffer = (kernel[0] - 1) * ifm[1] + kernel[1]
+        fill += frame_cycles * line_buffer / max(1, ifm[0] * ifm[1])
+    return fill
+
+
+def _upstream_cycles(model):
+    """Per node: cycles per frame of the slowest layer up to and including it."""
+    upstream = {}
+    for node in model.graph.node:  # FINN graphs are topologically sorted
+        own = int(getCustomOp(node).get_exp_cycles())
+        producers = [model.find_producer(name) for name in node.input]
+        before = [upstream[p.name] for p in producers if p is not None and p.name in upstream]
+        upstream[node.name] = max([own, *before])
+    return upstream
+
+
+def _branch_fill(model, start, upstream):
+    """Fill cycles of the branch that ends in `start`, back to its fork."""
+    chain, node = [], start
+    while node is not None and not node.op_type.startswith("DuplicateStreams"):
+        chain.append(node)
+        node = model.find_producer(node.input[0])
+    fill = 0.0
+    for node in chain:
+        fill += _first_output_cycles(node, getCustomOp(node), upstream[node.name])
+    return fill
+
+
+def _join_depths(model, upstream):
+    """Extra words the short branch of each residual join must hold: {(producer, consumer)}."""
+    extra = {}
+    for join in model.graph.node:
+        if not join.op_type.startswith(JOIN_OPS):
+            continue
+        branches = [model.find_producer(name) for name in join.input]
+        if any(b is None for b in branches):
+            continue
+        fills = [
+            0.0 if b.op_type.startswith("DuplicateStreams") else _branch_fill(model, b, upstream)
+            for b in branches
+        ]
+        # a branch that is the fork itself has no layers: it waits for the other one
+        short = int(fills[1] < fills[0])
+        producer = branches[short]
+        instance = getCustomOp(producer)
+        cycles_per_word = upstream[producer.name] / max(1, _words(instance))
+        extra[(producer.name, join.name)] = math.ceil(max(fills) / cycles_per_word)
+    return extra
+
+
+def fifo_depths(model):
+    """{(producer name, consumer name): depth in words} for every edge between HW layers."""
+    upstream = _upstream_cycles(model)
+    joins = _join_depths(model, upstream)
+    depths = {}
+    for consumer in model.graph.node:
+        own = int(getCustomOp(consumer).get_exp_cycles())
+        for name in consumer.input:
+            producer = model.find_producer(name)
+            if producer is None:
+                continue
+            words = _words(getCustomOp(producer))
+            up = upstream[producer.name]
+            queue = words * (1 - up / own) if own > up else 0
+            depth = math.ceil(queue) + joins.get((producer.name, consumer.name), 0)
+            depths[(producer.name, consumer.name)] = max(MIN_DEPTH, depth)
+    return depths
+
+
+def apply_depths(model, depths):
+    """Write the depths to the producers' outFIFODepths and consumers' inFIFODepths, where
+    FINN's InsertFIFO reads them."""
+    for node in model.graph.node:
+        instance = getCustomOp(node)
+        outs = []
+        for name in node.output:
+            consumers = model.find_consumers(name) or []
+            sized = [depths.get((node.name, c.name), MIN_DEPTH) for c in consumers]
+            outs.append(max(sized, default=MIN_DEPTH))  # graph output: FINN's minimum
+        ins = []
+        for name in node.input:
+            producer = model.find_producer(name)
+            ins.append(depths.get((producer.name, node.name), MIN_DEPTH) if producer else MIN_DEPTH)
+        instance.set_nodeattr("outFIFODepths", outs)
+        instance.set_nodeattr("inFIFODepths", ins)
+    return model
