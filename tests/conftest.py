@@ -20,3 +20,19 @@ def tiny_cfg(tiny_dirs):
     finally:
         config.apply()
     return types.SimpleNamespace(**values)
+
+
+@pytest.fixture(scope="session")
+def mobilenet_flow(tmp_path_factory):
+    """Our MobileNetV2-mini through the whole FINN flow, once per session."""
+    from finn_designs import build_mobilenet_flow
+
+    return build_mobilenet_flow(tmp_path_factory.mktemp("finn_mnv2"))
+
+
+@pytest.fixture(scope="session")
+def cnv_flow(tmp_path_factory):
+    """brevitas_examples' CNV (W1A1, TopK head) through the whole FINN flow, once per session."""
+    from finn_designs import build_cnv_flow
+
+    return build_cnv_flow(tmp_path_factory.mktemp("finn_cnv"))

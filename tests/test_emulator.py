@@ -8,23 +8,22 @@ from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import qonnx_make_model
-from test_finn_flow import cnv_flow, mobilenet_flow
 
 from modules.dataflow import stage_check as hw_verify
 from modules.hardware.emulator import Emulator, InputRangeError, Thresholds, exact_dtype
 from modules.quantization.equivalence import onnx_stage
 
 
-def test_emulator_equals_execute_onnx_on_the_hw_graph():
-    run = mobilenet_flow()
+def test_emulator_equals_execute_onnx_on_the_hw_graph(mobilenet_flow):
+    run = mobilenet_flow
     hw_layers = run["flow"].models["hw_layers"]
     reference = onnx_stage(hw_layers)(run["images"])
     emulated = Emulator(hw_layers, batch_size=3)(run["images"])  # several batches
     assert np.array_equal(emulated.reshape(reference.shape), reference)
 
 
-def test_emulator_runs_the_parent_with_the_folded_accelerator(tmp_path):
-    run = mobilenet_flow()
+def test_emulator_runs_the_parent_with_the_folded_accelerator(tmp_path, mobilenet_flow):
+    run = mobilenet_flow
     flow = run["flow"]
     executed = hw_verify.with_child(
         flow.parent, hw_verify.despecialize(flow.folded), tmp_path / "c.onnx"
@@ -36,8 +35,8 @@ def test_emulator_runs_the_parent_with_the_folded_accelerator(tmp_path):
         assert np.array_equal(emulated.reshape(reference.shape), reference)
 
 
-def test_emulator_equals_execute_onnx_on_cnv():
-    run = cnv_flow()
+def test_emulator_equals_execute_onnx_on_cnv(cnv_flow):
+    run = cnv_flow
     hw_layers = run["flow"].models["hw_layers"]
     reference = onnx_stage(hw_layers)(run["images"])
     emulated = Emulator(hw_layers)(run["images"])

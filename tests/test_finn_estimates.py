@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from test_finn_flow import PART, mobilenet_flow
+from finn_designs import PART
 
 import config
 from modules.hardware import estimates as fe
@@ -13,8 +13,8 @@ from modules.hardware import estimates as fe
 CLOCK = 100.0
 
 
-def test_totals_are_the_whole_design_with_finn_per_layer_beside():
-    folded = mobilenet_flow()["flow"].folded
+def test_totals_are_the_whole_design_with_finn_per_layer_beside(mobilenet_flow):
+    folded = mobilenet_flow["flow"].folded
     budget = fe.PartBudget()
     result = fe.estimate(folded, budget, CLOCK, 0.9)
     for name in fe.BUDGET_RESOURCES:
@@ -31,8 +31,8 @@ def test_totals_are_the_whole_design_with_finn_per_layer_beside():
     assert result.layers["note"].str.contains("no LUT model").any()  # said, not hidden
 
 
-def test_budget_check_flags_an_over_budget_design():
-    folded = mobilenet_flow()["flow"].folded
+def test_budget_check_flags_an_over_budget_design(mobilenet_flow):
+    folded = mobilenet_flow["flow"].folded
     small = fe.PartBudget(LUT=1000, BRAM36=140, DSP=1)
     result = fe.estimate(folded, small, CLOCK, 0.9)
     assert not result.fits
@@ -50,8 +50,8 @@ def test_board_part_and_its_resources_come_from_config():
         fe.budget_from_config(odd)
 
 
-def test_no_dsp_budget_moves_every_layer_to_luts():
-    generic = mobilenet_flow()["flow"].child
+def test_no_dsp_budget_moves_every_layer_to_luts(mobilenet_flow):
+    generic = mobilenet_flow["flow"].child
     budget = fe.PartBudget(DSP=0)
     costs, rest = fe.option_costs(generic, budget, 20000, CLOCK)
     choices, totals = fe.choose_options(costs, rest, budget, 0.9)
@@ -60,8 +60,8 @@ def test_no_dsp_budget_moves_every_layer_to_luts():
     assert totals["DSP"] == 0
 
 
-def test_fit_mode_lowers_the_target_until_the_design_fits(tmp_path):
-    generic = mobilenet_flow()["flow"].child
+def test_fit_mode_lowers_the_target_until_the_design_fits(tmp_path, mobilenet_flow):
+    generic = mobilenet_flow["flow"].child
     budget = fe.PartBudget(LUT=26_000, DSP=30)  # too small for the 32x32 model at 20000 FPS
     best, frontier = fe.fit_to_part(generic, budget, 20000, CLOCK, 0.9, refine=1, step=0.5)
     assert best is not None and best.fits

@@ -1,110 +1,24 @@
 """FINN flow at 32x32 on our MobileNetV2-mini and on brevitas_examples' CNV: every executable
 stage bit-exact to Brevitas, stage files and counts, the non-HW-node error, folding JSON.
 
-Streamlining takes about a minute per model, so each flow runs once per session
-(`mobilenet_flow`, `cnv_flow`, cached) and test_emulator / test_finn_estimates reuse them.
+Streamlining takes about a minute per model, so each flow runs once per session (the
+`mobilenet_flow` / `cnv_flow` fixtures of conftest.py, shared with the emulator and estimate
+tests).
 """
-
-import functools
-import tempfile
 
 import numpy as np
 import pytest
-import torch
 from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
-from torch import nn
 
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check as hw_verify
 from modules.dataflow.graph_fixes import ReduceMeanToGlobalAveragePool
 from modules.dataflow.setup import ensure_finn
-from modules.models.architecture import ScaleInput
-from modules.models.quant_layers import BitWidths, build_quant_model
-from modules.quantization.export import export_qonnx_model
-
-SIZE = 32
-PART = "xc7z020clg400-1"
-TARGET_FPS = 20000
-
-
-def random_images(count, seed=0, channels=3):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (count, channels, SIZE, SIZE)).astype(np.float32)
-
-
-def calibrate(model, steps=8, seed=0):
-    """Random weights with realistic statistics: BatchNorm (cumulative average) and activation
-    scales from train-mode passes over random uint8 images."""
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
-            module.momentum = None
-    generator = torch.Generator().manual_seed(seed)
-    model.train()
-    with torch.no_grad():
-        for _ in range(steps):
-            model(torch.randint(0, 256, (16, 3, SIZE, SIZE), generator=generator).float())
-    return model.eval()
-
-
-def calibrated_mobilenet():
-    torch.manual_seed(0)
-    model = calibrate(build_quant_model("mobilenetv2_mini_resnet", 2, 1.0, BitWidths(), True))
-    with torch.no_grad():  # centre the logits so the bipolar decisions vary between images
-        model.classifier.bias.zero_()
-        x = torch.as_tensor(random_images(32, seed=1))
-        features = model.pool(model.conv(model.features(model.input_quant(x))))
-        model.classifier.bias.copy_(-model.classifier(features).median(0).values)
-    return model
-
-
-class ArgMax(nn.Module):
-    """Brevitas reference for a graph that ends in TopK(1): the index of the largest logit."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net(x).argmax(1, keepdim=True).float()
-
-
-def calibrated_cnv():
-    from brevitas_examples.bnn_pynq.models import model_with_cfg
-
-    torch.manual_seed(0)
-    net, _ = model_with_cfg("cnv_1w1a", pretrained=False)
-    return calibrate(nn.Sequential(ScaleInput(), net), steps=4)
-
-
-def insert_top_k(model):
-    from qonnx.transformation.insert_topk import InsertTopK
-
-    return model.transform(InsertTopK(k=1)).transform(InferShapes())
-
-
-@functools.cache
-def mobilenet_flow():
-    out = tempfile.mkdtemp(prefix="finn_mnv2_")
-    brevitas = calibrated_mobilenet()
-    clean = export_qonnx_model(brevitas, SIZE, f"{out}/raw.onnx", f"{out}/clean.onnx")
-    flow = finn_flow.run_flow(clean, out, PART, target_fps=TARGET_FPS, mvau_wwidth_max=216)
-    return {"brevitas": brevitas, "flow": flow, "out": out, "images": random_images(8)}
-
-
-@functools.cache
-def cnv_flow():
-    out = tempfile.mkdtemp(prefix="finn_cnv_")
-    net = calibrated_cnv()
-    clean = export_qonnx_model(net, SIZE, f"{out}/raw.onnx", f"{out}/clean.onnx")
-    flow = finn_flow.run_flow(
-        clean, out, PART, target_fps=1000, standalone_thresholds=False, prepare=insert_top_k
-    )
-    return {"brevitas": ArgMax(net), "flow": flow, "out": out, "images": random_images(4)}
 
 
 def test_finn_setup_is_idempotent():
@@ -112,8 +26,8 @@ def test_finn_setup_is_idempotent():
     assert first.is_dir() and ensure_finn() == first
 
 
-def test_every_stage_saved_with_counts():
-    run = mobilenet_flow()
+def test_every_stage_saved_with_counts(mobilenet_flow):
+    run = mobilenet_flow
     flow = run["flow"]
     for stage in finn_flow.STAGES:
         assert finn_flow.stage_path(run["out"], stage).is_file(), stage
@@ -134,8 +48,8 @@ def test_every_stage_saved_with_counts():
     assert flow.counts_table().shape[0] == len(flow.reports)
 
 
-def test_mobilenet_bit_exact_from_brevitas_to_folded():
-    run = mobilenet_flow()
+def test_mobilenet_bit_exact_from_brevitas_to_folded(mobilenet_flow):
+    run = mobilenet_flow
     stages = hw_verify.flow_stages(run["flow"], run["brevitas"], run["out"])
     table, outputs = hw_verify.stage_equivalence(stages, run["images"])
     hw_verify.assert_identical(table)
@@ -144,8 +58,8 @@ def test_mobilenet_bit_exact_from_brevitas_to_folded():
     assert len(np.unique(outputs["brevitas"], axis=0)) > 1  # decisions vary between images
 
 
-def test_cnv_bit_exact_through_the_same_flow():
-    run = cnv_flow()
+def test_cnv_bit_exact_through_the_same_flow(cnv_flow):
+    run = cnv_flow
     counts = finn_flow.node_counts(run["flow"].child)
     assert counts.get("MVAU", 0) > 0 and counts.get("LabelSelect", 0) == 1
     stages = hw_verify.flow_stages(run["flow"], run["brevitas"], run["out"])
@@ -153,13 +67,13 @@ def test_cnv_bit_exact_through_the_same_flow():
     hw_verify.assert_identical(table)
 
 
-def test_first_divergence_names_a_changed_tensor():
-    flow = mobilenet_flow()["flow"]
+def test_first_divergence_names_a_changed_tensor(mobilenet_flow):
+    flow = mobilenet_flow["flow"]
     broken = ModelWrapper(flow.child.model.__deepcopy__())
     threshold = broken.get_nodes_by_op_type("Thresholding")[3]
     values = broken.get_initializer(threshold.input[1])
     broken.set_initializer(threshold.input[1], values + 1)
-    image = mobilenet_flow()["images"][0]
+    image = mobilenet_flow["images"][0]
     found = hw_verify.first_divergence(flow.models["hw_layers"], broken, image)
     assert found["node"] == threshold.name and found["tensor"] == threshold.output[0]
 
@@ -178,8 +92,8 @@ def _leftover_mul(model):
     return model.transform(InferShapes()), mvau
 
 
-def test_non_hw_node_between_hw_layers_is_named():
-    hw_layers = mobilenet_flow()["flow"].models["hw_layers"]
+def test_non_hw_node_between_hw_layers_is_named(mobilenet_flow):
+    hw_layers = mobilenet_flow["flow"].models["hw_layers"]
     broken, mvau = _leftover_mul(hw_layers)
     with pytest.raises(finn_flow.FinnFlowError) as error:
         finn_flow.partition(broken)
@@ -189,8 +103,8 @@ def test_non_hw_node_between_hw_layers_is_named():
     finn_flow.check_hw_only(hw_layers)  # the real graph passes
 
 
-def test_folding_json_round_trip(tmp_path):
-    flow = mobilenet_flow()["flow"]
+def test_folding_json_round_trip(tmp_path, mobilenet_flow):
+    flow = mobilenet_flow["flow"]
     path = finn_flow.save_folding_config(flow.folded, tmp_path / "folding.json")
     specialized = flow.models["specialized"]
     refolded, report = finn_flow.fold(specialized, tmp_path, folding_config=path)
@@ -231,7 +145,7 @@ def _quant_on_input(scale, signed=1):
     return _graph_from_input([quant], {"scale": scale, "zero": 0.0, "bits": 8.0})
 
 
-def test_input_datatype_is_read_from_the_graph():
+def test_input_datatype_is_read_from_the_graph(mobilenet_flow):
     pixels = _graph_from_input(
         [helper.make_node("Mul", ["x", "s"], ["y"])], {"s": 1 / 255}
     )  # pixels scaled in the graph
@@ -244,7 +158,7 @@ def test_input_datatype_is_read_from_the_graph():
     annotated = _quant_on_input(2.0**-7)
     annotated.set_tensor_datatype("x", DataType["INT4"])
     assert finn_flow.graph_input_datatype(annotated) == "INT4"
-    assert mobilenet_flow()["flow"].input_dtype == "UINT8"  # ScaleInput: Mul(1/255) first
+    assert mobilenet_flow["flow"].input_dtype == "UINT8"  # ScaleInput: Mul(1/255) first
 
 
 @pytest.mark.parametrize("opset", [13, 18])

@@ -3,8 +3,8 @@
 import math
 
 import pytest
+from finn_designs import PART
 from qonnx.custom_op.registry import getCustomOp
-from test_finn_flow import PART, mobilenet_flow
 
 from modules.hardware import calibration, fifo_sizing, resources
 
@@ -32,8 +32,8 @@ def test_dsp48e1_port_width_from_the_part():
     assert resources.dsp_a_width("xczu3eg-sbva484-1-e") == 27
 
 
-def test_block_table_covers_the_stitched_design():
-    folded = mobilenet_flow()["flow"].folded
+def test_block_table_covers_the_stitched_design(mobilenet_flow):
+    folded = mobilenet_flow["flow"].folded
     table = resources.block_table(folded, PART)
     layers = table[~table["type"].isin(["FIFO", "StreamingDataWidthConverter", "DMA", "AXI"])]
     assert len(layers) == len(folded.graph.node)
@@ -56,8 +56,8 @@ def test_block_table_covers_the_stitched_design():
     assert totals["LUT"] == pytest.approx(table["LUT"].sum())
 
 
-def test_fifo_sizing_buffers_the_short_branch_of_each_residual():
-    folded = mobilenet_flow()["flow"].folded
+def test_fifo_sizing_buffers_the_short_branch_of_each_residual(mobilenet_flow):
+    folded = mobilenet_flow["flow"].folded
     depths = fifo_sizing.fifo_depths(folded)
     assert min(depths.values()) >= fifo_sizing.MIN_DEPTH
     joins = [n for n in folded.graph.node if n.op_type.startswith(fifo_sizing.JOIN_OPS)]
@@ -71,8 +71,8 @@ def test_fifo_sizing_buffers_the_short_branch_of_each_residual():
         assert into[skip[0]] > fifo_sizing.MIN_DEPTH
 
 
-def test_stitched_fifos_take_given_depths_past_converters():
-    folded = mobilenet_flow()["flow"].folded
+def test_stitched_fifos_take_given_depths_past_converters(mobilenet_flow):
+    folded = mobilenet_flow["flow"].folded
     edges = fifo_sizing.fifo_depths(folded)
     stitched = resources.stitched_design(folded, PART, dict.fromkeys(edges, 7))
     fifos = [n for n in stitched.graph.node if n.op_type.startswith("StreamingFIFO")]
