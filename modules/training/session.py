@@ -8,6 +8,7 @@ import torch
 
 from modules.board.decisions import decide
 from modules.data.datasets import FireSmokeDataset, build_split
+from modules.data.image_cache import CacheSettings
 from modules.data.preprocess import load_rgb, preprocess
 from modules.models.architecture import build_model
 from modules.models.quant_layers import BitWidths, build_quant_model
@@ -15,9 +16,11 @@ from modules.quantization.equivalence import equivalence_table, onnx_stage, torc
 from modules.quantization.export import export_fp32_onnx
 from modules.reporting.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
 from modules.training.checkpoints import load_checkpoint
+from modules.training.device import loader_workers
+from modules.training.distributed import World, main_process_first
 from modules.training.loss import BCELoss
 from modules.training.metrics import metrics_table
-from modules.training.trainer import Trainer, evaluate, make_loader
+from modules.training.trainer import Trainer, evaluate, make_loader, placement
 
 SPLITS = ("train", "val", "test")
 
@@ -29,12 +32,16 @@ class SplitData:
 
 
 def prepare_data(cfg):
-    """Datasets for train (augmented), val and test (the demo data is generated on first use)."""
-    data = {}
-    for split in SPLITS:
-        samples, report = build_split(cfg, split)
-        augment = split == "train" and cfg.AUGMENT
-        data[split] = SplitData(FireSmokeDataset(samples, cfg.IMG_SIZE, augment, cfg.SEED), report)
+    """Datasets for train (augmented), val and test, each decoded once into the image cache
+    (config.IMAGE_CACHE). The demo data is generated on first use. Under torchrun rank 0
+    generates and caches first; the other ranks then read what it wrote."""
+    data, cache = {}, CacheSettings.from_config(cfg)
+    with main_process_first():
+        for split in SPLITS:
+            samples, report = build_split(cfg, split)
+            augment = split == "train" and cfg.AUGMENT
+            dataset = FireSmokeDataset(samples, cfg.IMG_SIZE, augment, cfg.SEED)
+            data[split] = SplitData(dataset.use_cache(cache, f"{cfg.DATASET}_{split}"), report)
     return data
 
 
@@ -86,9 +93,16 @@ def evaluate_on_test(cfg, model, data, paths, kind, checkpoint_path=None):
     of the metrics in the run folder. Returns (EvalResult, metrics DataFrame)."""
     if checkpoint_path is not None:
         model.load_state_dict(load_checkpoint(checkpoint_path, expected_kind=kind)["model"])
-    loader = make_loader(data["test"].dataset, cfg.BATCH_SIZE, cfg.NUM_WORKERS, False, cfg.SEED)
-    loss_fn = BCELoss(cfg.CLASSES, cfg.SMOKE_PRECISION_WEIGHT)
-    result = evaluate(model, loader, loss_fn, cfg.CLASSES, cfg.DECISION_THRESHOLD, desc="test")
+    place = placement(cfg, World())  # this process alone: rank 0 after a torchrun training
+    loader = make_loader(data["test"].dataset, cfg.BATCH_SIZE, loader_workers(cfg.NUM_WORKERS))
+    loss_fn = BCELoss(cfg.CLASSES, cfg.SMOKE_PRECISION_WEIGHT).to(place.device)
+    model.to(place.device)
+    try:
+        result = evaluate(
+            model, loader, loss_fn, cfg.CLASSES, cfg.DECISION_THRESHOLD, "test", place
+        )
+    finally:
+        model.to("cpu")
     decisions = decide(result.logits, cfg.DECISION_THRESHOLD)
     plot_confusion_matrices(
         result.targets, decisions, cfg.CLASSES, paths.plot(f"{kind}_test_confusion.png")

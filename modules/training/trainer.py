@@ -2,7 +2,8 @@
 
 Every epoch's randomness (shuffle order, augmentation) is derived from (seed, epoch), and the
 last checkpoint is written after every epoch, so a run killed after epoch k and resumed ends
-exactly where an uninterrupted run ends.
+exactly where an uninterrupted run ends. Under torchrun the same loop trains with
+DistributedDataParallel (modules/training/distributed.py); rank 0 alone writes files.
 """
 
 from dataclasses import dataclass
@@ -14,6 +15,26 @@ from tqdm.auto import tqdm
 
 from modules.board.decisions import decide
 from modules.training.checkpoints import load_checkpoint, restore_rng_states, save_checkpoint
+from modules.training.device import (
+    Precision,
+    choose_precision,
+    loader_workers,
+    resolve_device,
+    set_compute_threads,
+    use_channels_last,
+    worker_init,
+)
+from modules.training.distributed import (
+    World,
+    check_shardable,
+    current_world,
+    eval_shard,
+    gather_rows,
+    revert_sync_batchnorm,
+    sum_over_ranks,
+    train_sampler,
+    wrap_model,
+)
 from modules.training.metrics import classification_metrics
 
 
@@ -40,20 +61,26 @@ def build_scheduler(optimizer, cfg):
     )
 
 
-def make_loader(dataset, batch_size, num_workers, shuffle, seed):
-    generator = torch.Generator().manual_seed(seed)
+def make_loader(dataset, batch_size, workers, sampler=None, pin_memory=False):
+    """Workers persist across epochs (forking a fresh set every epoch costs seconds and the
+    old ones linger); the dataset's shared epoch counter keeps their augmentation current."""
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=num_workers,
-        generator=generator,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        worker_init_fn=worker_init if workers > 0 else None,
+        pin_memory=pin_memory,
         drop_last=False,
     )
 
 
-def epoch_seed(seed, epoch):
-    return seed * 100_003 + epoch
+def to_device(images, target, device, channels_last):
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    images = images.to(device, non_blocking=True, memory_format=memory_format)
+    return images, target.to(device, non_blocking=True)
 
 
 @dataclass
@@ -64,33 +91,72 @@ class EvalResult:
     targets: np.ndarray
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a step runs: device, autocast, memory layout, and this rank's place."""
+
+    device: torch.device = torch.device("cpu")
+    precision: Precision = Precision(False)
+    channels_last: bool = False
+    world: World = World()
+
+    def autocast(self):
+        return self.precision.autocast()
+
+
 @torch.no_grad()
-def evaluate(model, loader, loss_fn, classes, threshold=0.5, desc="eval"):
+def evaluate(model, loader, loss_fn, classes, threshold=0.5, desc="eval", place=Placement()):
+    """Metrics over the loader's images; under torchrun each rank holds a strided shard and
+    the logits are gathered, so every rank gets the metrics of the whole set."""
     model.eval()
     logits, targets, total, count = [], [], 0.0, 0
-    for images, target in tqdm(loader, desc=desc, leave=False):
-        out = model(images)
-        loss, _ = loss_fn(out, target)
+    for images, target in tqdm(loader, desc=desc, leave=False, disable=not place.world.is_main):
+        images, target = to_device(images, target, place.device, place.channels_last)
+        with place.autocast():
+            out = model(images)
+        loss, _ = loss_fn(out.float(), target)
         total, count = total + loss.item() * len(images), count + len(images)
-        logits.append(out.float().numpy())
-        targets.append(target.numpy())
-    logits, targets = np.concatenate(logits), np.concatenate(targets)
+        logits.append(out.float().cpu().numpy())
+        targets.append(target.cpu().numpy())
+    logits = gather_rows(np.concatenate(logits), place.world)
+    targets = gather_rows(np.concatenate(targets), place.world)
+    total, count = sum_over_ranks([total, count], place.device)
     metrics = classification_metrics(targets, decide(logits, threshold), classes)
     return EvalResult(total / max(count, 1), metrics, logits, targets)
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, desc="train"):
+def train_one_epoch(
+    model, loader, loss_fn, optimizer, desc="train", place=Placement(), scaler=None
+):
+    """One pass over the loader; returns the mean loss over every rank's images."""
     model.train()
     total, count = 0.0, 0
-    bar = tqdm(loader, desc=desc, leave=False)
+    bar = tqdm(loader, desc=desc, leave=False, disable=not place.world.is_main)
     for images, target in bar:
-        loss, _ = loss_fn(model(images), target)
+        images, target = to_device(images, target, place.device, place.channels_last)
+        with place.autocast():
+            out = model(images)
+        loss, _ = loss_fn(out.float(), target)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         total, count = total + loss.item() * len(images), count + len(images)
         bar.set_postfix(loss=f"{total / count:.4f}")
+    total, count = sum_over_ranks([total, count], place.device)
     return total / max(count, 1)
+
+
+def placement(cfg, world=None):
+    """The Placement config.DEVICE / AMP / CHANNELS_LAST ask for (FP32 for Brevitas models)."""
+    world = world or current_world()
+    device = resolve_device(cfg.DEVICE, world.local_rank)
+    precision = choose_precision(device, cfg.AMP, cfg.BREVITAS_MODEL)
+    return Placement(device, precision, use_channels_last(cfg.CHANNELS_LAST, device), world)
 
 
 class Trainer:
@@ -105,15 +171,28 @@ class Trainer:
             kind,
         )
         self.train_set = train_set
+        self.place = place = placement(cfg)
+        world = place.world
+        check_shardable(len(train_set), cfg.BATCH_SIZE, world)
+        check_shardable(len(val_set), cfg.BATCH_SIZE, world, what="val")
+        workers = loader_workers(cfg.NUM_WORKERS, world.size)
+        set_compute_threads(workers, world.size)
+        # on the device before the optimizer exists: a resumed optimizer state follows the weights
+        self._to_device()
+        self.loss_fn = loss_fn.to(place.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=place.precision.needs_scaler)
         self.optimizer = build_optimizer(model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
-        self.train_loader = make_loader(
-            train_set, cfg.BATCH_SIZE, cfg.NUM_WORKERS, shuffle=True, seed=cfg.SEED
-        )
-        self.val_loader = make_loader(
-            val_set, cfg.BATCH_SIZE, cfg.NUM_WORKERS, shuffle=False, seed=cfg.SEED
-        )
+        self.sampler = train_sampler(train_set, world, cfg.SEED)
+        batch, pin = cfg.BATCH_SIZE // world.size, place.device.type == "cuda"
+        self.train_loader = make_loader(train_set, batch, workers, self.sampler, pin)
+        val_share = torch.utils.data.Subset(val_set, eval_shard(len(val_set), world))
+        self.val_loader = make_loader(val_share, batch, workers, pin_memory=pin)
         self.start_epoch, self.history, self.best_f1 = 0, [], -1.0
+
+    def _to_device(self):
+        memory_format = torch.channels_last if self.place.channels_last else torch.preserve_format
+        self.model.to(self.place.device, memory_format=memory_format)
 
     @property
     def last_path(self):
@@ -137,33 +216,55 @@ class Trainer:
         self.start_epoch = checkpoint["epoch"] + 1
         self.history = list(checkpoint["metrics"]["history"])
         self.best_f1 = max((row["val_mean_f1"] for row in self.history), default=-1.0)
-        print(f"resumed {self.kind} from {path or self.last_path} after epoch {self.start_epoch}")
+        if self.place.world.is_main:
+            print(
+                f"resumed {self.kind} from {path or self.last_path} after epoch {self.start_epoch}"
+            )
         return checkpoint
 
     def fit(self, epochs=None, stop_after=None):
-        """Train up to `epochs` (config.EPOCHS); `stop_after` ends early (to test resume)."""
+        """Train up to `epochs` (config.EPOCHS); `stop_after` ends early (to test resume).
+        The model is back on the CPU afterwards, as the later steps (plots, export) expect."""
         epochs = epochs or self.cfg.EPOCHS
         last = epochs if stop_after is None else min(epochs, stop_after)
-        for epoch in tqdm(range(self.start_epoch, last), desc=f"{self.kind} epochs"):
-            self._run_epoch(epoch)
+        self._to_device()
+        network = wrap_model(
+            self.model, self.place.device, self.place.world, self.cfg.SYNC_BATCHNORM
+        )
+        world = self.place.world
+        try:
+            for epoch in tqdm(
+                range(self.start_epoch, last), desc=f"{self.kind} epochs", disable=not world.is_main
+            ):
+                self._run_epoch(network, epoch)
+        finally:
+            revert_sync_batchnorm(self.model).to("cpu")
         return pd.DataFrame(self.history)
 
-    def _run_epoch(self, epoch):
-        seed = epoch_seed(self.cfg.SEED, epoch)
-        self.train_loader.generator.manual_seed(seed)
+    def _run_epoch(self, network, epoch):
+        self.sampler.set_epoch(epoch)  # its permutation is seeded by (SEED, epoch)
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
+        desc, cfg = f"epoch {epoch + 1}", self.cfg
         train_loss = train_one_epoch(
-            self.model, self.train_loader, self.loss_fn, self.optimizer, f"epoch {epoch + 1}"
+            network, self.train_loader, self.loss_fn, self.optimizer, desc, self.place, self.scaler
         )
+        # no gradient sync needed to evaluate: every rank's unwrapped model has the same weights
         val = evaluate(
-            self.model, self.val_loader, self.loss_fn, self.cfg.CLASSES, self.cfg.DECISION_THRESHOLD
+            self.model,
+            self.val_loader,
+            self.loss_fn,
+            cfg.CLASSES,
+            cfg.DECISION_THRESHOLD,
+            place=self.place,
         )
         self.scheduler.step(val.metrics["mean_f1"])
         row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val.loss}
         row.update({f"val_{k}": v for k, v in val.metrics.items()})
         row["lr"] = self.optimizer.param_groups[0]["lr"]
         self.history.append(row)
+        if not self.place.world.is_main:
+            return
         self._save(epoch, row)
         tqdm.write(
             f"epoch {epoch + 1}: train loss {train_loss:.4f}  val loss {val.loss:.4f}  "
