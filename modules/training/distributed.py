@@ -4,6 +4,7 @@ CPU), shards the data, wraps the model and gathers results. Without torchrun eve
 here is the single-process identity, so the notebooks run the same code."""
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -32,10 +33,15 @@ def launched_by_torchrun():
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
+def env_local_rank():
+    """This process's GPU slot on its node, as torchrun sets it (0 without torchrun)."""
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
 def current_world():
     """This process's place in the process group (rank 0 of 1 when there is none)."""
     if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return World(dist.get_rank(), dist.get_world_size(), env_local_rank())
     return World()
 
 
@@ -110,9 +116,9 @@ def gather_rows(array, world):
     return out
 
 
-def sum_over_ranks(values, device):
-    """Element-wise sum of a list of numbers over the ranks."""
-    if not current_world().distributed:
+def sum_over_ranks(values, device, world):
+    """Element-wise sum of a list of numbers over the ranks of `world`."""
+    if not world.distributed:
         return list(values)
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
@@ -120,10 +126,12 @@ def sum_over_ranks(values, device):
 
 
 def wrap_model(model, device, world, sync_batchnorm):
-    """DDP around the model on its device (the unwrapped model keeps the weights to save)."""
+    """DDP around the model on its device (the unwrapped model keeps the weights to save);
+    SyncBatchNorm when asked for and on CUDA."""
     if not world.distributed:
         return model
-    if sync_batchnorm:
+    # torch's SyncBatchNorm runs on CUDA only; on CPU (gloo) each rank normalises its own batch
+    if sync_batchnorm and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
@@ -147,3 +155,30 @@ def revert_sync_batchnorm(module):
         else:
             revert_sync_batchnorm(child)
     return module
+
+
+def broadcast_buffers(model, world):
+    """Rank 0's batch-norm running statistics to every rank: without SyncBatchNorm each rank
+    updates them from its own batches, and evaluation and checkpoints need one set."""
+    if world.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def weights_digest(model):
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_ranks_in_sync(model, world):
+    """Raise unless every rank holds bit-identical weights and buffers (a diverged rank would
+    otherwise train on silently, and rank 0's checkpoint would not be what the others had)."""
+    if not world.distributed:
+        return
+    digests = [None] * world.size
+    dist.all_gather_object(digests, weights_digest(model))
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"model weights differ between ranks: {dict(enumerate(digests))}")

@@ -14,10 +14,17 @@ from modules.models.architecture import build_model
 from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_fp32_onnx
-from modules.reporting.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
+from modules.reporting.plots import (
+    plot_confusion_matrices,
+    plot_image_grid,
+    plot_pr_curves,
+    plot_training_curves,
+)
+from modules.reporting.report import save_table
+from modules.run_paths import run_paths
 from modules.training.checkpoints import load_checkpoint
 from modules.training.device import loader_workers
-from modules.training.distributed import World, main_process_first
+from modules.training.distributed import World, current_world, main_process_first
 from modules.training.loss import BCELoss
 from modules.training.metrics import metrics_table
 from modules.training.trainer import Trainer, evaluate, make_loader, placement
@@ -158,3 +165,39 @@ def load_fp32_if_present(cfg, checkpoint_path):
     if not checkpoint_path.is_file():
         return None
     return load_weights(build_fp32_model(cfg), checkpoint_path, "fp32")
+
+
+def run_fp32_training(cfg):
+    """Notebook 01's steps in order, for `firesmoke train --stage fp32` (and torchrun): every
+    rank trains; rank 0 alone evaluates, plots and exports. Returns rank 0's summary."""
+    paths = run_paths(cfg)
+    with main_process_first():
+        paths.ensure()
+    data = prepare_data(cfg)
+    model = build_fp32_model(cfg)
+    trainer = make_trainer(cfg, model, data, paths, kind="fp32")
+    history = trainer.fit()
+    if not current_world().is_main:
+        return None
+    _, images, targets = sample_images(data["train"].dataset, 16)
+    plot_image_grid(images, targets, cfg.CLASSES, path=paths.plot("fp32_train_samples.png"))
+    plot_training_curves(history, cfg.CLASSES, paths.plot("fp32_curves.png"))
+    result, _ = evaluate_on_test(cfg, model, data, paths, "fp32", trainer.best_path)
+    prediction_grid(cfg, model, data["test"].dataset, paths, "fp32")
+    _, onnx_check = export_fp32(cfg, model, data["test"].dataset, paths)
+    save_table(paths, "01_fp32_onnx_check", onnx_check)
+    return training_summary(trainer, history, result)
+
+
+def training_summary(trainer, history, result):
+    """What a command-line training prints: where the files are and the figures reached."""
+    return {
+        "kind": trainer.kind,
+        "world_size": trainer.place.world.size,
+        "device": str(trainer.place.device),
+        "epochs": len(history),
+        "best_val_mean_f1": float(history["val_mean_f1"].max()),
+        "test_metrics": result.metrics,
+        "best_checkpoint": str(trainer.best_path),
+        "train_log": str(trainer.log_path),
+    }

@@ -26,6 +26,8 @@ from modules.training.device import (
 )
 from modules.training.distributed import (
     World,
+    broadcast_buffers,
+    check_ranks_in_sync,
     check_shardable,
     current_world,
     eval_shard,
@@ -120,7 +122,7 @@ def evaluate(model, loader, loss_fn, classes, threshold=0.5, desc="eval", place=
         targets.append(target.cpu().numpy())
     logits = gather_rows(np.concatenate(logits), place.world)
     targets = gather_rows(np.concatenate(targets), place.world)
-    total, count = sum_over_ranks([total, count], place.device)
+    total, count = sum_over_ranks([total, count], place.device, place.world)
     metrics = classification_metrics(targets, decide(logits, threshold), classes)
     return EvalResult(total / max(count, 1), metrics, logits, targets)
 
@@ -147,7 +149,7 @@ def train_one_epoch(
             optimizer.step()
         total, count = total + loss.item() * len(images), count + len(images)
         bar.set_postfix(loss=f"{total / count:.4f}")
-    total, count = sum_over_ranks([total, count], place.device)
+    total, count = sum_over_ranks([total, count], place.device, place.world)
     return total / max(count, 1)
 
 
@@ -249,6 +251,8 @@ class Trainer:
         train_loss = train_one_epoch(
             network, self.train_loader, self.loss_fn, self.optimizer, desc, self.place, self.scaler
         )
+        broadcast_buffers(self.model, self.place.world)
+        check_ranks_in_sync(self.model, self.place.world)
         # no gradient sync needed to evaluate: every rank's unwrapped model has the same weights
         val = evaluate(
             self.model,
@@ -266,9 +270,11 @@ class Trainer:
         if not self.place.world.is_main:
             return
         self._save(epoch, row)
+        in_sync = f"  (weights identical on {self.place.world.size} ranks)"
         tqdm.write(
             f"epoch {epoch + 1}: train loss {train_loss:.4f}  val loss {val.loss:.4f}  "
             f"val mean F1 {row['val_mean_f1']:.4f}"
+            + (in_sync if self.place.world.distributed else "")
         )
 
     def _save(self, epoch, row):
