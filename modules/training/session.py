@@ -9,7 +9,6 @@ import torch
 from modules.board.decisions import decide
 from modules.data.datasets import FireSmokeDataset, build_split
 from modules.data.image_cache import CacheSettings
-from modules.data.preprocess import load_rgb, preprocess
 from modules.models.architecture import build_model
 from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
@@ -123,13 +122,7 @@ def sample_images(dataset, count, seed=0):
     """`count` evenly drawn images (HWC uint8 at model size) and their targets, for grids."""
     rng = np.random.default_rng(seed)
     indices = np.sort(rng.choice(len(dataset.samples), min(count, len(dataset.samples)), False))
-    images = [
-        preprocess(load_rgb(dataset.samples[i].image_path), dataset.img_size)
-        .permute(1, 2, 0)
-        .to(torch.uint8)
-        .numpy()
-        for i in indices
-    ]
+    images = [np.array(dataset.image(i)) for i in indices]
     targets = np.stack([dataset.samples[i].target for i in indices])
     return indices, np.stack(images), targets
 
