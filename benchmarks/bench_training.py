@@ -29,7 +29,10 @@ from modules.training.trainer import make_loader, train_one_epoch
 def timed_epochs(model, feeds, rounds):
     """Images/s of `train_one_epoch` over each feed (a loader or a list of tensors), the feeds
     taking turns for `rounds` rounds so that a load change on the machine hits them alike.
-    Returns per feed the median images/s and the median ratio to the first feed."""
+    Returns per feed the median images per wall second and per CPU second of this process,
+    each with its median ratio to the first feed. On a busy machine wall time measures the
+    other users too; CPU time counts only this process's work (loader work included when it
+    runs here, i.e. without loader workers)."""
     loss_fn = BCELoss(config.CLASSES, config.SMOKE_PRECISION_WEIGHT)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_one_epoch(model, [next(iter(feeds[0]))], loss_fn, optimizer)  # warm-up step
@@ -37,11 +40,13 @@ def timed_epochs(model, feeds, rounds):
     for _ in range(rounds):
         row = []
         for batches in feeds:
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             images = train_one_epoch_counting(model, batches, loss_fn, optimizer)
-            row.append(images / (time.perf_counter() - started))
+            row.append(
+                [images / (time.perf_counter() - wall), images / (time.process_time() - cpu)]
+            )
         speeds.append(row)
-    speeds = np.array(speeds)
+    speeds = np.array(speeds)  # (round, feed, wall|cpu)
     return np.median(speeds, axis=0), np.median(speeds / speeds[:, :1], axis=0)
 
 
@@ -88,9 +93,12 @@ def measure(size, batch, steps, rounds, uncached):
         feeds["previous pipeline"] = train_loader(samples, size, batch, False, 2)
     for kind in ("FP32", "QAT"):
         speeds, ratios = timed_epochs(build(kind), list(feeds.values()), rounds)
-        print(f"  {kind} (median of {rounds} interleaved rounds):")
-        for name, speed, ratio in zip(feeds, speeds, ratios, strict=True):
-            print(f"    {name:18s} {speed:7.1f} images/s  {100 * ratio:6.1f} % of model only")
+        print(f"  {kind} (median of {rounds} interleaved rounds), images/s and % of model only:")
+        for name, (wall, cpu), (wall_ratio, cpu_ratio) in zip(feeds, speeds, ratios, strict=True):
+            cpu_text = f"{cpu:7.1f} per CPU s {100 * cpu_ratio:6.1f} %"
+            if name == "previous pipeline":
+                cpu_text = "(work in loader processes: CPU time not comparable)"
+            print(f"    {name:18s} {wall:7.1f} per wall s {100 * wall_ratio:6.1f} %  {cpu_text}")
 
 
 def main():
