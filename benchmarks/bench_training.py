@@ -28,7 +28,9 @@ from modules.training.trainer import make_loader, train_one_epoch
 
 def timed_epochs(model, feeds, rounds):
     """Images/s of `train_one_epoch` over each feed (a loader or a list of tensors), the feeds
-    taking turns for `rounds` rounds so that a load change on the machine hits them alike.
+    taking turns for `rounds` rounds, each round starting with the next feed, so that a load
+    change on the machine (or a model whose step cost drifts, like Brevitas collecting
+    statistics in its first steps) hits them alike.
     Returns per feed the median images per wall second and per CPU second of this process,
     each with its median ratio to the first feed. On a busy machine wall time measures the
     other users too; CPU time counts only this process's work (loader work included when it
@@ -37,14 +39,12 @@ def timed_epochs(model, feeds, rounds):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_one_epoch(model, [next(iter(feeds[0]))], loss_fn, optimizer)  # warm-up step
     speeds = []
-    for _ in range(rounds):
-        row = []
-        for batches in feeds:
+    for start in range(rounds):
+        row = [None] * len(feeds)
+        for i in np.roll(np.arange(len(feeds)), -start):
             wall, cpu = time.perf_counter(), time.process_time()
-            images = train_one_epoch_counting(model, batches, loss_fn, optimizer)
-            row.append(
-                [images / (time.perf_counter() - wall), images / (time.process_time() - cpu)]
-            )
+            images = train_one_epoch_counting(model, feeds[i], loss_fn, optimizer)
+            row[i] = [images / (time.perf_counter() - wall), images / (time.process_time() - cpu)]
         speeds.append(row)
     speeds = np.array(speeds)  # (round, feed, wall|cpu)
     return np.median(speeds, axis=0), np.median(speeds / speeds[:, :1], axis=0)
