@@ -47,7 +47,10 @@ RESUME_ALLOW_CHANGES = []
 
 # ---------------------------------------------------------------- training
 SEED = 42
-DEVICE = "cpu"
+DEVICE = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+AMP = True  # mixed precision for FP32 training on CUDA (bf16, else fp16 + grad scaler); QAT: FP32
+CHANNELS_LAST = "auto"  # auto (on CUDA) | True | False: NHWC memory layout for convolutions
+SYNC_BATCHNORM = True  # under torchrun on GPUs: batch-norm statistics over all ranks' batches
 OPTIMIZER = "adam"  # adam | sgd
 LEARNING_RATE = 1e-3
 WEIGHT_DECAY = 1e-4
@@ -56,7 +59,11 @@ SCHEDULER_FACTOR = 0.5  # ReduceLROnPlateau on validation mean F1
 SCHEDULER_PATIENCE = 2
 EPOCHS = 30
 BATCH_SIZE = 64
-NUM_WORKERS = 2
+NUM_WORKERS = "auto"  # loader processes per rank; auto: 0 on <= 4 cores (cached data), else 4
+# decoded training-size uint8 images, decoded once: "disk" (memory-mapped file under CACHE_DIR,
+# reused across runs) | "memory" | "off" (decode every time)
+IMAGE_CACHE = "disk"
+CACHE_DIR = "data/cache"
 AUGMENT = True
 # BCE pos_weight of the smoke output: < 1 trades smoke recall for precision (fewer false alarms)
 SMOKE_PRECISION_WEIGHT = 0.8

@@ -9,7 +9,11 @@ import config
 def tiny_dirs(tmp_path_factory):
     """A run folder and the tiny demo data set, generated once per test session."""
     root = tmp_path_factory.mktemp("tiny")
-    return {"RUNS_DIR": str(root / "runs"), "DEMO_DIR": str(root / "demo")}
+    return {
+        "RUNS_DIR": str(root / "runs"),
+        "DEMO_DIR": str(root / "demo"),
+        "CACHE_DIR": str(root / "cache"),
+    }
 
 
 @pytest.fixture

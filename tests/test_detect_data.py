@@ -5,8 +5,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from modules.data.boxes import DetectionDataset, check_boxes
 
+from modules.data.boxes import DetectionDataset, check_boxes
 from modules.data.datasets import load_dfire_split
 from modules.data.yolo_labels import OUTSIDE_UNIT_RANGE, UNKNOWN_CLASS_ID
 

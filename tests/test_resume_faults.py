@@ -10,7 +10,8 @@ import torch
 import config
 from modules.run_paths import run_paths
 from modules.stages import train_fp32 as experiment
-from modules.training.trainer import make_loader, seed_epoch
+from modules.training.distributed import World, train_sampler
+from modules.training.trainer import make_loader
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +101,11 @@ def test_resume_from_another_run_folder(run):
 
 def _batch_order(workers):
     dataset = torch.utils.data.TensorDataset(torch.arange(40))
-    loader = make_loader(dataset, 8, workers, shuffle=True, seed=3)
+    sampler = train_sampler(dataset, World(), seed=3)
+    loader = make_loader(dataset, 8, workers, sampler)
     orders = []
     for epoch in range(2):
-        seed_epoch(loader, 100 + epoch)
+        sampler.set_epoch(epoch)
         orders.append(torch.cat([batch for (batch,) in loader]).tolist())
     return orders
 

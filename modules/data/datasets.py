@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from modules.data.demo_data import ensure_demo_dataset
+from modules.data.image_cache import load_or_build
 from modules.data.preprocess import build_augmentation, load_rgb, preprocess, resize_square
 from modules.data.yolo_labels import boxes_to_target, read_yolo_label
 
@@ -482,16 +483,29 @@ class FireSmokeDataset(torch.utils.data.Dataset):
 
     The augmentation of item i in epoch e is seeded from (seed, e, i) alone, so it is the same
     whatever the worker count or the order of access, and a resumed run sees the same images.
-    Call `set_epoch` before each epoch's DataLoader iterator is created (workers copy the
-    dataset then; persistent workers would keep the old epoch).
+    The epoch lives in shared memory: persistent loader workers see `set_epoch` (call it before
+    the epoch's iterator is created). `images`, when set (see `use_cache`), holds every image
+    decoded at img_size (modules/data/image_cache.py); augmentation then runs on those arrays.
     """
 
     def __init__(self, samples, img_size, augment, seed):
-        self.samples, self.img_size, self.seed, self.epoch = list(samples), img_size, seed, 0
+        self.samples, self.img_size, self.seed = list(samples), img_size, seed
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
         self.augmentation = build_augmentation() if augment else None
+        self.images = None
+
+    def use_cache(self, settings, name):
+        """Decode every image once into the cache (or reuse it); returns self."""
+        paths = [sample.image_path for sample in self.samples]
+        self.images = load_or_build(settings, name, paths, self.img_size)
+        return self
+
+    @property
+    def epoch(self):
+        return int(self._epoch.item())
 
     def set_epoch(self, epoch):
-        self.epoch = int(epoch)
+        self._epoch.fill_(int(epoch))
 
     def __len__(self):
         return len(self.samples)
@@ -499,11 +513,17 @@ class FireSmokeDataset(torch.utils.data.Dataset):
     def augmentation_seed(self, index):
         return int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
 
+    def image(self, index):
+        """Image `index` as RGB HWC uint8 at img_size."""
+        if self.images is not None:
+            return self.images[index]
+        return resize_square(load_rgb(self.samples[index].image_path), self.img_size)
+
     def __getitem__(self, index):
-        sample = self.samples[index]
-        rgb = load_rgb(sample.image_path)
+        rgb = self.image(index)
         if self.augmentation is not None:
             # augment at model resolution: cheaper, and blur/noise strength is then size-stable
             self.augmentation.set_random_seed(self.augmentation_seed(index))
-            rgb = self.augmentation(image=resize_square(rgb, self.img_size))["image"]
-        return preprocess(rgb, self.img_size), torch.from_numpy(sample.target.copy())
+            rgb = self.augmentation(image=rgb)["image"]
+        target = torch.from_numpy(self.samples[index].target.copy())
+        return preprocess(rgb, self.img_size), target

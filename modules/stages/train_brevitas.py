@@ -11,7 +11,11 @@ from modules.board.decisions import agreement_percent, decide
 from modules.models.quant_layers import BitWidths
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
+from modules.reporting.plots import plot_training_curves
+from modules.reporting.report import save_table
+from modules.run_paths import run_paths
 from modules.stages import train_fp32 as experiment
+from modules.training.distributed import current_world, main_process_first
 from modules.training.metrics import classification_metrics
 
 
@@ -109,3 +113,29 @@ def check_exports(cfg, model, dataset, exports):
     }
     table, _ = equivalence_table(stages, images)
     return table
+
+
+def run_qat_training(cfg):
+    """Notebook 02's steps in order, for `firesmoke train --stage qat` (and torchrun); needs
+    cfg.BREVITAS_MODEL. Every rank trains; rank 0 alone evaluates, checks and exports."""
+    if not cfg.BREVITAS_MODEL:
+        raise ValueError("QAT trains the Brevitas model: set config.BREVITAS_MODEL = True")
+    paths = run_paths(cfg)
+    with main_process_first():
+        paths.ensure()
+    kind = experiment.model_kind(cfg)
+    data = experiment.prepare_data(cfg)
+    model = experiment.build_configured_model(cfg)
+    init = initialise_from_fp32(cfg, model, paths)
+    trainer = experiment.make_trainer(cfg, model, data, paths, kind=kind)
+    history = trainer.fit(cfg.QAT_EPOCHS or cfg.EPOCHS)
+    if not current_world().is_main:
+        return None
+    save_table(paths, "02_fp32_initialisation", init)
+    plot_training_curves(history, cfg.CLASSES, paths.plot(f"{kind}_curves.png"))
+    result, _ = experiment.evaluate_on_test(cfg, model, data, paths, kind, trainer.best_path)
+    save_table(paths, "02_bipolar_head_check", bipolar_check(cfg, model, data).summary)
+    exports = export_all(cfg, model, paths)
+    equivalence = check_exports(cfg, model, data["test"].dataset, exports)
+    save_table(paths, "02_qonnx_equivalence", equivalence)
+    return experiment.training_summary(trainer, history, result)

@@ -10,16 +10,25 @@ import torch
 
 from modules.board.decisions import decide
 from modules.data.datasets import SPLITS, FireSmokeDataset, build_split
-from modules.data.preprocess import load_rgb, preprocess
+from modules.data.image_cache import CacheSettings
 from modules.models.architecture import build_model
 from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_fp32_onnx
-from modules.reporting.plots import plot_confusion_matrices, plot_image_grid, plot_pr_curves
+from modules.reporting.plots import (
+    plot_confusion_matrices,
+    plot_image_grid,
+    plot_pr_curves,
+    plot_training_curves,
+)
+from modules.reporting.report import save_table
+from modules.run_paths import run_paths
 from modules.training.checkpoints import atomic_write_text, load_checkpoint
+from modules.training.device import loader_workers
+from modules.training.distributed import World, current_world, main_process_first
 from modules.training.loss import BCELoss
 from modules.training.metrics import metrics_table
-from modules.training.trainer import Trainer, evaluate, make_loader
+from modules.training.trainer import Trainer, evaluate, make_loader, placement
 
 
 @dataclass
@@ -29,14 +38,18 @@ class SplitData:
 
 
 def prepare_data(cfg, paths=None):
-    """Datasets for train (augmented), val and test (the demo data is generated on first use);
-    with `paths`, every skipped file is listed in the run's data_skips CSV."""
-    data = {}
-    for split in SPLITS:
-        samples, report = build_split(cfg, split)
-        augment = split == "train" and cfg.AUGMENT
-        data[split] = SplitData(FireSmokeDataset(samples, cfg.IMG_SIZE, augment, cfg.SEED), report)
-    if paths is not None:
+    """Datasets for train (augmented), val and test, each decoded once into the image cache
+    (config.IMAGE_CACHE). The demo data is generated on first use. Under torchrun rank 0
+    generates and caches first; the other ranks then read what it wrote. With `paths`, every
+    skipped file is listed in the run's data_skips CSV."""
+    data, cache = {}, CacheSettings.from_config(cfg)
+    with main_process_first():
+        for split in SPLITS:
+            samples, report = build_split(cfg, split)
+            augment = split == "train" and cfg.AUGMENT
+            dataset = FireSmokeDataset(samples, cfg.IMG_SIZE, augment, cfg.SEED)
+            data[split] = SplitData(dataset.use_cache(cache, f"{cfg.DATASET}_{split}"), report)
+    if paths is not None and current_world().is_main:
         write_skip_list(data, paths)
     return data
 
@@ -109,9 +122,16 @@ def evaluate_on_test(cfg, model, data, paths, kind, checkpoint_path=None):
     of the metrics in the run folder. Returns (EvalResult, metrics DataFrame)."""
     if checkpoint_path is not None:
         model.load_state_dict(load_checkpoint(checkpoint_path, expected_kind=kind)["model"])
-    loader = make_loader(data["test"].dataset, cfg.BATCH_SIZE, cfg.NUM_WORKERS, False, cfg.SEED)
-    loss_fn = BCELoss(cfg.CLASSES, cfg.SMOKE_PRECISION_WEIGHT)
-    result = evaluate(model, loader, loss_fn, cfg.CLASSES, cfg.DECISION_THRESHOLD, desc="test")
+    place = placement(cfg, World())  # this process alone: rank 0 after a torchrun training
+    loader = make_loader(data["test"].dataset, cfg.BATCH_SIZE, loader_workers(cfg.NUM_WORKERS))
+    loss_fn = BCELoss(cfg.CLASSES, cfg.SMOKE_PRECISION_WEIGHT).to(place.device)
+    model.to(place.device)
+    try:
+        result = evaluate(
+            model, loader, loss_fn, cfg.CLASSES, cfg.DECISION_THRESHOLD, "test", place
+        )
+    finally:
+        model.to("cpu")
     decisions = decide(result.logits, cfg.DECISION_THRESHOLD)
     plot_confusion_matrices(
         result.targets, decisions, cfg.CLASSES, paths.plot(f"{kind}_test_confusion.png")
@@ -125,13 +145,7 @@ def sample_images(dataset, count, seed=0):
     """`count` evenly drawn images (HWC uint8 at model size) and their targets, for grids."""
     rng = np.random.default_rng(seed)
     indices = np.sort(rng.choice(len(dataset.samples), min(count, len(dataset.samples)), False))
-    images = [
-        preprocess(load_rgb(dataset.samples[i].image_path), dataset.img_size)
-        .permute(1, 2, 0)
-        .to(torch.uint8)
-        .numpy()
-        for i in indices
-    ]
+    images = [np.array(dataset.image(i)) for i in indices]
     targets = np.stack([dataset.samples[i].target for i in indices])
     return indices, np.stack(images), targets
 
@@ -167,3 +181,39 @@ def load_fp32_if_present(cfg, checkpoint_path):
     if not checkpoint_path.is_file():
         return None
     return load_weights(build_fp32_model(cfg), checkpoint_path, "fp32")
+
+
+def run_fp32_training(cfg):
+    """Notebook 01's steps in order, for `firesmoke train --stage fp32` (and torchrun): every
+    rank trains; rank 0 alone evaluates, plots and exports. Returns rank 0's summary."""
+    paths = run_paths(cfg)
+    with main_process_first():
+        paths.ensure()
+    data = prepare_data(cfg)
+    model = build_fp32_model(cfg)
+    trainer = make_trainer(cfg, model, data, paths, kind="fp32")
+    history = trainer.fit()
+    if not current_world().is_main:
+        return None
+    _, images, targets = sample_images(data["train"].dataset, 16)
+    plot_image_grid(images, targets, cfg.CLASSES, path=paths.plot("fp32_train_samples.png"))
+    plot_training_curves(history, cfg.CLASSES, paths.plot("fp32_curves.png"))
+    result, _ = evaluate_on_test(cfg, model, data, paths, "fp32", trainer.best_path)
+    prediction_grid(cfg, model, data["test"].dataset, paths, "fp32")
+    _, onnx_check = export_fp32(cfg, model, data["test"].dataset, paths)
+    save_table(paths, "01_fp32_onnx_check", onnx_check)
+    return training_summary(trainer, history, result)
+
+
+def training_summary(trainer, history, result):
+    """What a command-line training prints: where the files are and the figures reached."""
+    return {
+        "kind": trainer.kind,
+        "world_size": trainer.place.world.size,
+        "device": str(trainer.place.device),
+        "epochs": len(history),
+        "best_val_mean_f1": float(history["val_mean_f1"].max()),
+        "test_metrics": result.metrics,
+        "best_checkpoint": str(trainer.best_path),
+        "train_log": str(trainer.log_path),
+    }

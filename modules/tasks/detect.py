@@ -32,7 +32,8 @@ from modules.tasks.base import Task
 from modules.training.anchors import fit_anchors
 from modules.training.checkpoints import load_checkpoint
 from modules.training.detection_metrics import coco_metrics
-from modules.training.trainer import Trainer, make_loader
+from modules.training.device import loader_workers
+from modules.training.trainer import CPU, Trainer, make_loader, to_device
 from modules.training.yolo_loss import YoloLoss
 
 ANCHOR_BUFFER = "anchors"
@@ -90,16 +91,17 @@ def split_targets(targets, count):
 
 
 @torch.no_grad()
-def evaluate_detector(model, loader, loss_fn, settings, classes, desc="eval"):
+def evaluate_detector(model, loader, loss_fn, settings, classes, desc="eval", place=CPU):
     """Loss and COCO mAP of `model` over `loader`, decoded by the host's `detect`."""
     model.eval()
     total, count, detections, truths = 0.0, 0, [], []
     for images, targets in tqdm(loader, desc=desc, leave=False):
+        images, targets = to_device(images, targets, place.device, place.channels_last)
         head = model(images)
         loss, _ = loss_fn(head, targets)
         total, count = total + loss.item() * len(images), count + len(images)
-        detections += detect(head.float().numpy(), settings)
-        truths += split_targets(targets, len(images))
+        detections += detect(head.float().cpu().numpy(), settings)
+        truths += split_targets(targets.cpu(), len(images))
     sizes = [(settings.img_size, settings.img_size)] * len(truths)
     metrics = coco_metrics(truths, detections, sizes, classes)
     loss = total / max(count, 1)
@@ -130,8 +132,9 @@ class DetectLoop:
         )
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
-    def evaluate(self, model, loader, loss_fn):
-        return evaluate_detector(model, loader, loss_fn, self.settings, self.cfg.CLASSES)
+    def evaluate(self, model, loader, loss_fn, place=CPU):
+        classes = self.cfg.CLASSES
+        return evaluate_detector(model, loader, loss_fn, self.settings, classes, place=place)
 
 
 def eval_settings(cfg, anchors):
@@ -273,8 +276,10 @@ class DetectTask(Task):
         if checkpoint_path is not None:
             model.load_state_dict(load_checkpoint(checkpoint_path, expected_kind=kind)["model"])
         anchors = model_anchors(model)
-        loader = make_loader(data["test"].dataset, cfg.BATCH_SIZE, cfg.NUM_WORKERS, False,
-                             cfg.SEED, collate_boxes)  # fmt: skip
+        workers = loader_workers(cfg.NUM_WORKERS)
+        loader = make_loader(
+            data["test"].dataset, cfg.BATCH_SIZE, workers, collate_fn=collate_boxes
+        )
         result = evaluate_detector(
             model, loader, detection_loss(cfg, anchors), eval_settings(cfg, anchors),
             cfg.CLASSES, desc="test",
