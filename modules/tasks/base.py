@@ -69,3 +69,15 @@ def task_for(cfg):
 
         return DetectTask()
     raise ValueError(f"config.TASK = {cfg.TASK!r}; choose one of {list(TASKS)}")
+
+
+def require_classifier(cfg, notebook):
+    """Notebooks 03-05 compile, build and deploy the classifier only (so far): say so up front
+    instead of failing on a missing file later."""
+    if cfg.TASK != "classify":
+        raise NotImplementedError(
+            f"notebook {notebook} runs config.TASK = 'classify' only; the detector "
+            f"(TASK = {cfg.TASK!r}) goes through notebooks 01 and 02, and its FINN flow is "
+            "checked by tests/test_darknet_finn.py. Run `firesmoke run --profile demo-detect "
+            "--only 01 02`."
+        )
