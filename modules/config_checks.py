@@ -56,6 +56,16 @@ def number(low=None, high=None, low_open=False, high_open=False, optional=False)
     return rule
 
 
+def integer_or(word, low):
+    """An int >= low, or the string `word` (e.g. "auto")."""
+    as_int = integer(low)
+
+    def rule(value):
+        return None if value == word else as_int(value) and f"{as_int(value)} or {word!r}"
+
+    return rule
+
+
 def boolean(value):
     return None if isinstance(value, bool) else "True or False"
 
@@ -127,7 +137,12 @@ RULES = {
     "SCHEDULER_PATIENCE": integer(0),
     "EPOCHS": integer(1),
     "BATCH_SIZE": integer(1),
-    "NUM_WORKERS": integer(0),
+    "NUM_WORKERS": integer_or("auto", 0),
+    "AMP": boolean,
+    "SYNC_BATCHNORM": boolean,
+    "CHANNELS_LAST": choice(lambda: ("auto", True, False)),
+    "IMAGE_CACHE": choice(lambda: ("disk", "memory", "off")),
+    "TASK": choice(lambda: ("classify", "detect")),
     "AUGMENT": boolean,
     "SMOKE_PRECISION_WEIGHT": number(0, low_open=True),
     "DECISION_THRESHOLD": number(0, 1, low_open=True, high_open=True),

@@ -74,3 +74,14 @@ def test_keys_without_a_rule_pass_and_every_rule_names_a_knob():
 def test_all_bad_keys_are_listed_at_once():
     found = problems({**config.snapshot(), "EPOCHS": 0, "SEED": "42"})
     assert [line.split(" =")[0] for line in found] == ["SEED", "EPOCHS"]
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("NUM_WORKERS", -1), ("NUM_WORKERS", "many"), ("TASK", "segment"), ("IMAGE_CACHE", "ram")],
+)
+def test_training_scale_and_task_keys_are_checked(key, value):
+    with pytest.raises(ValueError, match=key):
+        config.apply(**{key: value})
+    config.apply()
+    assert config.NUM_WORKERS == "auto"  # the word is allowed, and the file's default

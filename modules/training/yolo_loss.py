@@ -86,6 +86,11 @@ class YoloLoss:
         self.cls_gain = gains["cls"] * num_classes / 80 * 3
         self.obj_gain = gains["obj"] * (img_size / 640) ** 2 * 3
 
+    def to(self, device):
+        """Moves the anchors with the model (the Trainer places losses like modules)."""
+        self.anchors = self.anchors.to(device)
+        return self
+
     def __call__(self, head, targets):
         batch, _, ny, nx = head.shape
         na, no = len(self.anchors), 5 + self.num_classes
