@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from modules.vivado import build as bitstream
+from modules.vivado import reports
 
 
 def _fake_tool(root, name):
@@ -246,20 +247,20 @@ Timing Report
 def test_parse_utilization_report(tmp_path):
     path = tmp_path / "ooc_utilization.rpt"
     path.write_text(UTILIZATION_REPORT)
-    util = bitstream.parse_utilization_report(path)
+    util = reports.parse_utilization_report(path)
     assert util["LUT"] == {"used": 14592, "available": 53200, "util_pct": 27.43}
     assert util["FF"]["used"] == 19234
     assert util["BRAM_36K"] == {"used": 34.5, "available": 140, "util_pct": 24.64}
     assert util["DSP"]["used"] == 68 and util["DSP"]["available"] == 220
     path.write_text(SYNTH_UTILIZATION_REPORT)
-    util = bitstream.parse_utilization_report(path)
+    util = reports.parse_utilization_report(path)
     assert util["LUT"]["used"] == 812 and util["DSP"]["util_pct"] == 0.91
 
 
 def test_parse_timing_report_met_and_failing(tmp_path):
     path = tmp_path / "timing.rpt"
     path.write_text(_timing_report(1.234, 0.0, 0, "All user specified timing constraints are met."))
-    timing = bitstream.parse_timing_report(path)
+    timing = reports.parse_timing_report(path)
     assert timing == {
         "wns_ns": 1.234,
         "tns_ns": 0.0,
@@ -268,9 +269,9 @@ def test_parse_timing_report_met_and_failing(tmp_path):
         "failing_endpoints": 0,
         "met": True,
     }
-    assert bitstream.achievable_mhz(timing, 10.0) == pytest.approx(1000 / 8.766)
+    assert reports.achievable_mhz(timing, 10.0) == pytest.approx(1000 / 8.766)
     path.write_text(_timing_report(-0.412, -23.5, 57, "Timing constraints are not met."))
-    timing = bitstream.parse_timing_report(path)
+    timing = reports.parse_timing_report(path)
     assert not timing["met"] and timing["wns_ns"] == -0.412 and timing["failing_endpoints"] == 57
 
 
@@ -278,13 +279,13 @@ def test_malformed_reports_name_the_file(tmp_path):
     path = tmp_path / "garbage.rpt"
     path.write_text("this is not a Vivado report\n| a | b |\n")
     with pytest.raises(ValueError, match="garbage.rpt.*report_utilization"):
-        bitstream.parse_utilization_report(path)
+        reports.parse_utilization_report(path)
     with pytest.raises(ValueError, match="garbage.rpt.*report_timing_summary"):
-        bitstream.parse_timing_report(path)
+        reports.parse_timing_report(path)
     truncated = tmp_path / "truncated.rpt"
     truncated.write_text(_timing_report(1.0, 0.0, 0, "").split("Clock Summary")[0][:-400])
     with pytest.raises(ValueError, match="truncated.rpt"):
-        bitstream.parse_timing_report(truncated)
+        reports.parse_timing_report(truncated)
 
 
 def test_synthesis_vs_estimates(tmp_path):
@@ -298,15 +299,15 @@ def test_synthesis_vs_estimates(tmp_path):
         },
         index=pd.Index(["LUT", "FF", "BRAM36", "DSP"], name="resource"),
     )
-    report = bitstream.parse_utilization_report(path)
-    table = bitstream.synthesis_vs_estimates(report, totals)
+    report = reports.parse_utilization_report(path)
+    table = reports.synthesis_vs_estimates(report, totals)
     assert list(table.index) == ["LUT", "FF", "BRAM36", "DSP"]
     assert table.loc["BRAM36", "synthesis"] == 34.5 and table.loc["BRAM36", "available"] == 140
     assert table.loc["LUT", "model"] == 16600  # out of context: the accelerator alone
     assert table.loc["DSP", "synthesis / model"] == 1.0
     assert table.loc["DSP", "synthesis / FINN per-layer"] == 2.0
     assert table["FINN per-layer"].isna().loc["FF"]  # FINN does not estimate flip-flops
-    full = bitstream.synthesis_vs_estimates(report, totals, scope="full")
+    full = reports.synthesis_vs_estimates(report, totals, scope="full")
     assert full.loc["LUT", "model"] == 21000
 
 
@@ -330,6 +331,6 @@ def test_collect_build_outputs(tmp_path):
     result = bitstream.collect_build_outputs(out)
     assert result.built and result.bitfile.name == "finn-accel.bit"
     assert result.hwh.name == "finn-accel.hwh" and result.driver_dir == out / "driver"
-    utilization, timing = bitstream.read_build_reports(result.report_dir)
+    utilization, timing = reports.read_build_reports(result.report_dir)
     assert utilization["LUT"]["used"] == 14592 and timing["met"]
     assert not bitstream.collect_build_outputs(tmp_path / "empty").built

@@ -13,7 +13,7 @@ from modules.deployment.package import (
 )
 from modules.hardware.emulator import Emulator
 from modules.stages.finn_transform import load_handoff
-from modules.vivado import build
+from modules.vivado import build, reports
 
 
 def write_build_folder(cfg, paths):
@@ -33,9 +33,9 @@ def build_bitstream(folder):
 
 def synthesis_vs_estimates(paths, result):
     """(post-synthesis vs estimate table, timing) of a finished build."""
-    utilization, timing = build.read_build_reports(result.report_dir)
+    utilization, timing = reports.read_build_reports(result.report_dir)
     estimates = pd.read_csv(paths.estimate_totals, index_col=0)
-    return build.synthesis_vs_estimates(utilization, estimates), timing
+    return reports.synthesis_vs_estimates(utilization, estimates), timing
 
 
 def deployment_package(cfg, paths, result):
