@@ -319,6 +319,8 @@ def make_cfg(tmp_path, **overrides):
         DEMO_SPLITS={"train": 8, "val": 4, "test": 4},
         DEMO_IMAGE_SIZE=48,
         DEMO_SEED=3,
+        IMAGE_CACHE="memory",
+        CACHE_DIR=str(tmp_path / "cache"),
     )
     return SimpleNamespace(**{**values, **overrides})
 
