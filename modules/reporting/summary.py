@@ -30,7 +30,8 @@ def _number(value):
 
 def test_metric(paths, pattern, metric):
     """The metric from the newest logs/<pattern>_test_metrics.json, or None."""
-    files = sorted(paths.logs.glob(f"{pattern}_test_metrics.json"), key=lambda p: p.stat().st_mtime)
+    found = paths.logs.glob(paths.test_metrics(pattern).name)  # the name RunPaths gives
+    files = sorted(found, key=lambda p: p.stat().st_mtime)
     return _number(_json(files[-1]).get(metric)) if files else None
 
 
