@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from modules.data.boxes import (
     PAD_VALUE,
     BoxAugmentation,
@@ -14,7 +15,6 @@ from modules.data.boxes import (
     collate_boxes,
     letterbox_image,
 )
-
 from modules.data.datasets import Sample
 
 

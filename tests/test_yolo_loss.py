@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from modules.data.boxes import DetectionDataset, collate_boxes
 from standin_detector import StandIn
 
 from modules.board.detect import DetectSettings, detect
+from modules.data.boxes import DetectionDataset, collate_boxes
 from modules.data.datasets import build_split
 from modules.training.anchors import fit_anchors
 from modules.training.yolo_loss import YoloLoss, ciou, match_targets
