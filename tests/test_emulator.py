@@ -9,7 +9,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import qonnx_make_model
 
-from modules.dataflow import stage_check as hw_verify
+from modules.dataflow import stage_check
 from modules.hardware.emulator import Emulator, InputRangeError, Thresholds, exact_dtype
 from modules.quantization.equivalence import onnx_stage
 
@@ -25,11 +25,11 @@ def test_emulator_equals_execute_onnx_on_the_hw_graph(mobilenet_flow):
 def test_emulator_runs_the_parent_with_the_folded_accelerator(tmp_path, mobilenet_flow):
     run = mobilenet_flow
     flow = run["flow"]
-    executed = hw_verify.with_child(
-        flow.parent, hw_verify.despecialize(flow.folded), tmp_path / "c.onnx"
+    executed = stage_check.with_child(
+        flow.parent, stage_check.despecialize(flow.folded), tmp_path / "c.onnx"
     )
     reference = onnx_stage(executed)(run["images"])
-    specialized = hw_verify.with_child(flow.parent, flow.folded, tmp_path / "s.onnx")
+    specialized = stage_check.with_child(flow.parent, flow.folded, tmp_path / "s.onnx")
     for graph in (executed, specialized):  # _hls/_rtl layers emulate as their generic op
         emulated = Emulator(graph)(run["images"])
         assert np.array_equal(emulated.reshape(reference.shape), reference)

@@ -16,7 +16,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
 
 from modules.dataflow import flow as finn_flow
-from modules.dataflow import stage_check as hw_verify
+from modules.dataflow import stage_check
 from modules.dataflow.graph_fixes import ReduceMeanToGlobalAveragePool
 from modules.dataflow.setup import ensure_finn
 
@@ -50,9 +50,9 @@ def test_every_stage_saved_with_counts(mobilenet_flow):
 
 def test_mobilenet_bit_exact_from_brevitas_to_folded(mobilenet_flow):
     run = mobilenet_flow
-    stages = hw_verify.flow_stages(run["flow"], run["brevitas"], run["out"])
-    table, outputs = hw_verify.stage_equivalence(stages, run["images"])
-    hw_verify.assert_identical(table)
+    stages = stage_check.flow_stages(run["flow"], run["brevitas"], run["out"])
+    table, outputs = stage_check.stage_equivalence(stages, run["images"])
+    stage_check.assert_identical(table)
     assert table["must_be_identical"].sum() == len(stages) - 1
     assert set(np.unique(outputs["folded"])) <= {-1.0, 1.0}
     assert len(np.unique(outputs["brevitas"], axis=0)) > 1  # decisions vary between images
@@ -62,9 +62,9 @@ def test_cnv_bit_exact_through_the_same_flow(cnv_flow):
     run = cnv_flow
     counts = finn_flow.node_counts(run["flow"].child)
     assert counts.get("MVAU", 0) > 0 and counts.get("LabelSelect", 0) == 1
-    stages = hw_verify.flow_stages(run["flow"], run["brevitas"], run["out"])
-    table, _ = hw_verify.stage_equivalence(stages, run["images"])
-    hw_verify.assert_identical(table)
+    stages = stage_check.flow_stages(run["flow"], run["brevitas"], run["out"])
+    table, _ = stage_check.stage_equivalence(stages, run["images"])
+    stage_check.assert_identical(table)
 
 
 def test_first_divergence_names_a_changed_tensor(mobilenet_flow):
@@ -74,7 +74,7 @@ def test_first_divergence_names_a_changed_tensor(mobilenet_flow):
     values = broken.get_initializer(threshold.input[1])
     broken.set_initializer(threshold.input[1], values + 1)
     image = mobilenet_flow["images"][0]
-    found = hw_verify.first_divergence(flow.models["hw_layers"], broken, image)
+    found = stage_check.first_divergence(flow.models["hw_layers"], broken, image)
     assert found["node"] == threshold.name and found["tensor"] == threshold.output[0]
 
 

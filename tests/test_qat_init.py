@@ -8,8 +8,7 @@ import torch
 
 import config
 from modules.run_paths import run_paths
-from modules.stages import train_brevitas as qat
-from modules.stages import train_fp32 as experiment
+from modules.stages import train_brevitas, train_fp32
 from modules.training.checkpoints import save_checkpoint
 
 
@@ -23,7 +22,7 @@ def cfg(tiny_dirs, tmp_path):
 
 
 def _save_fp32(cfg, width_mult):
-    model = experiment.build_fp32_model(
+    model = train_fp32.build_fp32_model(
         types.SimpleNamespace(**{**vars(cfg), "WIDTH_MULT": width_mult})
     )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -34,7 +33,7 @@ def _save_fp32(cfg, width_mult):
 
 
 def _quant_model(cfg):
-    return experiment.build_configured_model(
+    return train_fp32.build_configured_model(
         types.SimpleNamespace(**{**vars(cfg), "BREVITAS_MODEL": True})
     )
 
@@ -42,7 +41,7 @@ def _quant_model(cfg):
 def test_matching_checkpoint_copies_every_tensor(cfg):
     fp32, paths = _save_fp32(cfg, cfg.WIDTH_MULT)
     model = _quant_model(cfg)
-    summary = qat.initialise_from_fp32(cfg, model, paths)
+    summary = train_brevitas.initialise_from_fp32(cfg, model, paths)
     assert summary["tensors copied"] == len(fp32.state_dict())
     assert summary["FP32 tensors not used"] == "none"
     for name, tensor in fp32.state_dict().items():
@@ -54,11 +53,11 @@ def test_checkpoint_of_another_width_is_refused_unless_allowed(cfg):
     model = _quant_model(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match="QAT_INIT_ALLOW_PARTIAL") as error:
-        qat.initialise_from_fp32(cfg, model, paths)
+        train_brevitas.initialise_from_fp32(cfg, model, paths)
     assert "WIDTH_MULT" in str(error.value) and str(paths.checkpoint("fp32")) in str(error.value)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
     cfg.QAT_INIT_ALLOW_PARTIAL = True
-    summary = qat.initialise_from_fp32(cfg, model, paths)
+    summary = train_brevitas.initialise_from_fp32(cfg, model, paths)
     assert 0 < summary["tensors copied"] < len(before)
     assert summary["FP32 tensors not used"] != "none"
 
@@ -67,8 +66,8 @@ def test_missing_fp32_checkpoint_is_an_error_unless_disabled(cfg):
     paths = run_paths(cfg).ensure()
     model = _quant_model(cfg)
     with pytest.raises(FileNotFoundError, match="QAT_INIT_FROM_FP32 = False") as error:
-        qat.initialise_from_fp32(cfg, model, paths)
+        train_brevitas.initialise_from_fp32(cfg, model, paths)
     assert str(paths.checkpoint("fp32")) in str(error.value)
     cfg.QAT_INIT_FROM_FP32 = False
-    summary = qat.initialise_from_fp32(cfg, model, paths)
+    summary = train_brevitas.initialise_from_fp32(cfg, model, paths)
     assert summary["initialised from"] == "random init"

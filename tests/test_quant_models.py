@@ -10,7 +10,7 @@ from modules.models.architecture import build_model
 from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
-from modules.stages import train_fp32 as experiment
+from modules.stages import train_fp32
 from modules.training.loss import BCELoss
 
 SIZE = 32
@@ -119,12 +119,12 @@ def test_fp32_weights_load_by_name_into_quant_model(tmp_path):
 def test_bad_bit_widths_fail_in_config_validation(key, value, match):
     values = types.SimpleNamespace(**{**config.snapshot(), key: value, "BREVITAS_MODEL": True})
     with pytest.raises(ValueError, match=match):
-        experiment.build_configured_model(values)
+        train_fp32.build_configured_model(values)
 
 
 def test_checkpoint_kind_names_every_bit_width():
     base = types.SimpleNamespace(**{**config.snapshot(), "BREVITAS_MODEL": True})
     other = types.SimpleNamespace(**{**vars(base), "LAST_LAYER_WEIGHT_BIT_WIDTH": 4})
     fp32 = types.SimpleNamespace(**{**vars(base), "BREVITAS_MODEL": False})
-    kinds = {experiment.model_kind(c) for c in (base, other, fp32)}
+    kinds = {train_fp32.model_kind(c) for c in (base, other, fp32)}
     assert len(kinds) == 3 and "fp32" in kinds

@@ -9,7 +9,7 @@ import torch
 
 import config
 from modules.run_paths import run_paths
-from modules.stages import train_fp32 as experiment
+from modules.stages import train_fp32
 from modules.training.distributed import World, train_sampler
 from modules.training.trainer import make_loader
 
@@ -37,9 +37,9 @@ def run(trained, tmp_path):
 
 def _trainer(cfg):
     paths = run_paths(cfg).ensure()
-    data = experiment.prepare_data(cfg)
-    model = experiment.build_fp32_model(cfg)
-    return experiment.make_trainer(cfg, model, data, paths, kind="fp32")
+    data = train_fp32.prepare_data(cfg)
+    model = train_fp32.build_fp32_model(cfg)
+    return train_fp32.make_trainer(cfg, model, data, paths, kind="fp32")
 
 
 def test_log_emptied_by_a_kill_is_rebuilt_on_resume(run):

@@ -3,15 +3,15 @@ import pandas as pd
 import torch
 
 from modules.run_paths import run_paths
-from modules.stages import train_fp32 as experiment
+from modules.stages import train_fp32
 
 
 def _trainer(cfg, run_name):
     cfg.RUN_NAME = run_name
     paths = run_paths(cfg).ensure()
-    data = experiment.prepare_data(cfg)
-    model = experiment.build_fp32_model(cfg)
-    return experiment.make_trainer(cfg, model, data, paths, kind="fp32"), model
+    data = train_fp32.prepare_data(cfg)
+    model = train_fp32.build_fp32_model(cfg)
+    return train_fp32.make_trainer(cfg, model, data, paths, kind="fp32"), model
 
 
 def test_resume_after_kill_ends_like_uninterrupted_run(tiny_cfg):

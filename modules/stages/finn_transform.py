@@ -14,7 +14,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from modules.board.decisions import agreement_percent, decide
 from modules.dataflow import flow as finn_flow
-from modules.dataflow import stage_check as hw_verify
+from modules.dataflow import stage_check
 from modules.hardware import estimates as finn_estimates
 from modules.hardware.emulator import Emulator
 from modules.training.metrics import classification_metrics
@@ -74,7 +74,7 @@ def save_design(cfg, paths, flow, design, frontier):
     )
     folded_path = paths.design_folded.resolve()
     parent_path = paths.design_parent
-    hw_verify.with_child(flow.parent, design.folded, folded_path).save(str(parent_path))
+    stage_check.with_child(flow.parent, design.folded, folded_path).save(str(parent_path))
     folding_path = finn_flow.save_folding_config(design.folded, paths.folding_config)
     handoff = {
         "folded_child": str(folded_path),
@@ -100,8 +100,8 @@ def verify_stages(cfg, flow, design, head_model, fp32_model, images, paths):
     """FP32 (context), Brevitas, QONNX, FINN-ONNX, streamlined, HW layers, partitioned and the
     chosen folded design, on the same images. Returns the equivalence table."""
     chosen = dataclasses.replace(flow, folded=design.folded)  # the flow itself stays as compiled
-    stages = hw_verify.flow_stages(chosen, head_model, str(paths.finn), fp32_model)
-    table, _ = hw_verify.stage_equivalence(stages, images)
+    stages = stage_check.flow_stages(chosen, head_model, str(paths.finn), fp32_model)
+    table, _ = stage_check.stage_equivalence(stages, images)
     return table
 
 

@@ -14,7 +14,7 @@ from modules.quantization.export import export_qonnx_model
 from modules.reporting.plots import plot_training_curves
 from modules.reporting.report import save_table
 from modules.run_paths import run_paths
-from modules.stages import train_fp32 as experiment
+from modules.stages import train_fp32
 from modules.training.distributed import current_world, main_process_first
 from modules.training.metrics import classification_metrics
 
@@ -36,7 +36,7 @@ def initialise_from_fp32(cfg, model, paths):
             f"(config.QAT_INIT_FROM_FP32). Run notebook 01 with RUN_NAME = {cfg.RUN_NAME!r} "
             "first, or set QAT_INIT_FROM_FP32 = False to train from random initialisation"
         )
-    report = experiment.init_from_fp32(model, source, cfg.QAT_INIT_ALLOW_PARTIAL)
+    report = train_fp32.init_from_fp32(model, source, cfg.QAT_INIT_ALLOW_PARTIAL)
     return pd.Series(
         {
             "initialised from": str(source),
@@ -49,7 +49,7 @@ def initialise_from_fp32(cfg, model, paths):
 
 def bipolar_model(cfg, model):
     """The same weights with the bipolar output quantizer appended (for FINN deployment)."""
-    head = experiment.build_configured_model(cfg, bipolar_output=True)
+    head = train_fp32.build_configured_model(cfg, bipolar_output=True)
     head.load_state_dict(model.state_dict())
     return head.eval()
 
@@ -123,19 +123,19 @@ def run_qat_training(cfg):
     paths = run_paths(cfg)
     with main_process_first():
         paths.ensure()
-    kind = experiment.model_kind(cfg)
-    data = experiment.prepare_data(cfg)
-    model = experiment.build_configured_model(cfg)
+    kind = train_fp32.model_kind(cfg)
+    data = train_fp32.prepare_data(cfg)
+    model = train_fp32.build_configured_model(cfg)
     init = initialise_from_fp32(cfg, model, paths)
-    trainer = experiment.make_trainer(cfg, model, data, paths, kind=kind)
+    trainer = train_fp32.make_trainer(cfg, model, data, paths, kind=kind)
     history = trainer.fit(cfg.QAT_EPOCHS or cfg.EPOCHS)
     if not current_world().is_main:
         return None
     save_table(paths, "02_fp32_initialisation", init)
     plot_training_curves(history, cfg.CLASSES, paths.plot(f"{kind}_curves.png"))
-    result, _ = experiment.evaluate_on_test(cfg, model, data, paths, kind, trainer.best_path)
+    result, _ = train_fp32.evaluate_on_test(cfg, model, data, paths, kind, trainer.best_path)
     save_table(paths, "02_bipolar_head_check", bipolar_check(cfg, model, data).summary)
     exports = export_all(cfg, model, paths)
     equivalence = check_exports(cfg, model, data["test"].dataset, exports)
     save_table(paths, "02_qonnx_equivalence", equivalence)
-    return experiment.training_summary(trainer, history, result)
+    return train_fp32.training_summary(trainer, history, result)

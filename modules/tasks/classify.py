@@ -6,8 +6,7 @@ from modules.models.quant_layers import build_quant_model
 from modules.quantization.ptq import ptq_bit_widths
 from modules.reporting.plots import plot_image_grid, plot_training_curves
 from modules.reporting.report import save_table
-from modules.stages import train_brevitas as qat
-from modules.stages import train_fp32 as session
+from modules.stages import train_brevitas, train_fp32
 from modules.tasks.base import Task
 
 
@@ -15,11 +14,11 @@ class ClassifyTask(Task):
     name, metric, metric_label = "classify", "mean_f1", "test mean F1"
 
     def prepare_data(self, cfg, paths=None):
-        return session.prepare_data(cfg, paths)
+        return train_fp32.prepare_data(cfg, paths)
 
     def build_model(self, cfg):
         """FP32, or the Brevitas model when config.BREVITAS_MODEL."""
-        return session.build_configured_model(cfg)
+        return train_fp32.build_configured_model(cfg)
 
     def build_ptq_model(self, cfg):
         torch.manual_seed(cfg.SEED)
@@ -27,18 +26,18 @@ class ClassifyTask(Task):
         return build_quant_model(cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT, bits)
 
     def make_trainer(self, cfg, model, data, paths, kind, epochs=None):
-        return session.make_trainer(cfg, model, data, paths, kind)
+        return train_fp32.make_trainer(cfg, model, data, paths, kind)
 
     def export_quantized(self, cfg, model, paths):
         """QONNX with and without the bipolar head; "deploy" is what notebook 03 compiles."""
-        exports = qat.export_all(cfg, model, paths)
+        exports = train_brevitas.export_all(cfg, model, paths)
         return {**exports, "deploy": exports["qonnx_bipolar_clean"]}
 
     def verify_quantized(self, cfg, model, data, paths, result, exports):
         """Bipolar head vs logit >= 0 on the test set, QONNX vs Brevitas; raises on mismatch."""
-        head = qat.bipolar_check(cfg, model, data)
+        head = train_brevitas.bipolar_check(cfg, model, data)
         save_table(paths, "02_bipolar_head_check", head.summary)
-        equivalence = qat.check_exports(cfg, model, data["test"].dataset, exports)
+        equivalence = train_brevitas.check_exports(cfg, model, data["test"].dataset, exports)
         save_table(paths, "02_qonnx_equivalence", equivalence)
         if head.agreement != 100.0:
             raise AssertionError("bipolar decisions must equal logit >= 0 on every test image")
@@ -51,15 +50,15 @@ class ClassifyTask(Task):
         return equivalence
 
     def evaluate_on_test(self, cfg, model, data, paths, kind, checkpoint_path=None):
-        return session.evaluate_on_test(cfg, model, data, paths, kind, checkpoint_path)
+        return train_fp32.evaluate_on_test(cfg, model, data, paths, kind, checkpoint_path)
 
     def sample_grid(self, cfg, data, paths, kind):
-        _, images, targets = session.sample_images(data["train"].dataset, 16)
+        _, images, targets = train_fp32.sample_images(data["train"].dataset, 16)
         path = paths.plot(f"{kind}_train_samples.png")
         return plot_image_grid(images, targets, cfg.CLASSES, path=path)
 
     def prediction_grid(self, cfg, model, dataset, paths, kind):
-        return session.prediction_grid(cfg, model, dataset, paths, kind)
+        return train_fp32.prediction_grid(cfg, model, dataset, paths, kind)
 
     def plot_curves(self, cfg, history, path):
         return plot_training_curves(history, cfg.CLASSES, path)
