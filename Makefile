@@ -8,7 +8,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= demo
 DETECT_PROFILE ?= demo-detect
-DETECT_NOTEBOOKS ?= 01 02# notebooks 03-05 do not run the detector yet
 
 .PHONY: run test lint format bench lab netron clean-venv
 
@@ -24,7 +23,7 @@ $(STAMP): requirements/*.txt pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/firesmoke run --profile $(PROFILE)
-	$(BIN)/firesmoke run --profile $(DETECT_PROFILE) --only $(DETECT_NOTEBOOKS)
+	$(BIN)/firesmoke run --profile $(DETECT_PROFILE)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest

@@ -96,6 +96,11 @@ class RunPaths:
         """02's exports: head 'logits' or 'bipolar'; raw (exporter output) or cleaned."""
         return self.onnx / f"02_brevitas_{tag}_{head}_{'clean' if cleaned else 'qonnx'}.onnx"
 
+    @property
+    def deployed_model(self):
+        """Which quantized model (QAT or PTQ) notebooks 03-05 use (quantization/deployed.py)."""
+        return self.onnx / "02_deployed_model.json"
+
     # ------------------------------------------------------------ 03: FINN
     @property
     def estimate_totals(self):

@@ -53,7 +53,8 @@ def test_repo_and_board_preprocessing_give_the_same_uint8_tensor(demo_images, si
         repo = preprocess(load_rgb(path), size)
         assert board.dtype == np.uint8 and board.shape == (3, size, size)
         assert np.array_equal(board, repo.numpy()) and repo.numpy().max() > 1
-        camera = camera_frame_input(cv2.imread(str(path)), size)  # BGR, as VideoCapture gives
+        io_spec = {"input": {"host_layout": "NCHW", "host_shape": [1, 3, size, size]}}
+        camera, _ = camera_frame_input(cv2.imread(str(path)), io_spec)  # BGR, as VideoCapture
         assert np.array_equal(camera, board)
 
 

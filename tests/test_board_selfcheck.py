@@ -53,9 +53,7 @@ def design(tmp_path_factory):
     def hw_graph_fn(x):
         return execute_onnx(child, {in_name: x})[out_name]
 
-    deploy.write_self_check(
-        paths, hw_graph_fn, sorted((demo / "test" / "images").glob("*.jpg")), img_size=4
-    )
+    deploy.write_self_check(paths, hw_graph_fn, sorted((demo / "test" / "images").glob("*.jpg")))
     return types.SimpleNamespace(paths=paths, demo=demo / "test", hw_graph_fn=hw_graph_fn)
 
 

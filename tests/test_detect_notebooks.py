@@ -1,4 +1,5 @@
-"""The notebooks that run the detection task execute on the tiny profile with TASK=detect."""
+"""Every notebook runs the detection task on the tiny profile with TASK=detect: train, quantize,
+compile (HW-only, bit-exact), package and run the emulated accelerator."""
 
 import json
 import re
@@ -7,7 +8,7 @@ import pytest
 
 from modules.pipeline import list_notebooks, run_notebook
 
-DETECT_NOTEBOOKS = list_notebooks(only=["01", "02"])
+DETECT_NOTEBOOKS = list_notebooks()
 DETECT_OVERRIDES = {"TASK": "detect", "IMG_SIZE": 64}  # 64: a 2x2 head grid at stride 32
 
 
@@ -24,4 +25,6 @@ def test_notebook_runs_detection_on_tiny_profile(notebook, tiny_dirs, tmp_path_f
     texts = [o.get("text", "") for o in cells[-1].get("outputs", [])]
     printed = "".join("".join(t) if isinstance(t, list) else t for t in texts)
     closing = printed.strip().splitlines()[-1] if printed.strip() else ""
-    assert re.fullmatch(rf"{notebook.name[:2]} ok: test mAP@0\.5 \S+", closing), closing
+    number = notebook.name[:2]
+    figure = r"test mAP@0\.5 \S+" if number in ("01", "02") else r"\S.*"
+    assert re.fullmatch(rf"{number} ok: {figure}", closing), closing

@@ -71,12 +71,3 @@ def test_class_count_mismatch_is_a_clear_error(detect_cfg):
     task.prepare_data(detect_cfg)
     with pytest.raises(ValueError, match="config.DETECTOR_CFG"):
         task.build_model(detect_cfg)
-
-
-def test_notebooks_03_to_05_say_up_front_they_run_the_classifier_only(tiny_cfg):
-    from modules.tasks.base import require_classifier
-
-    require_classifier(tiny_cfg, "03")  # the classifier passes
-    detect = types.SimpleNamespace(**{**vars(tiny_cfg), "TASK": "detect"})
-    with pytest.raises(NotImplementedError, match=r"notebook 04 .* --only 01 02"):
-        require_classifier(detect, "04")

@@ -107,10 +107,10 @@ def test_run_ptq_on_the_detection_task(tiny_dirs):
     args = (fp32, optimizer, scheduler, 0, {}, vars(cfg), "fp32")
     save_checkpoint(paths.checkpoint("fp32"), *args)
     fp32_result, _ = task.evaluate_on_test(cfg, fp32, data, paths, "fp32")
-    model, gate, table = run_ptq(task, cfg, data, paths)
+    model, gate, result = run_ptq(task, cfg, data, paths)
     kind = ptq_kind(cfg)
     assert load_checkpoint(paths.checkpoint(kind), expected_kind=kind)
-    assert paths.test_metrics(kind).is_file() and "map50" in table.index
+    assert paths.test_metrics(kind).is_file() and "map50" in result.metrics
     assert gate.fp32 == fp32_result.metrics["map50"] and gate.metric == "map50"
     np.testing.assert_allclose(model_anchors(model), model_anchors(fp32))
     val = calibration_images(data["val"].dataset, 8)

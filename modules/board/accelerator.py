@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .decisions import decide
+from .detect import detect, presence, settings_from_spec
 from .packing import datatype, pack, unpack
 
 BACKENDS = ("auto", "board", "emulator")
@@ -72,23 +73,40 @@ def to_accelerator_layout(images, io_spec):
 
 
 def model_outputs(outputs, io_spec):
-    """Accelerator outputs -> the model's outputs: the parent graph's Mul/Add after the
-    accelerator (BINARY {0,1} -> bipolar {-1,+1}, or integer -> real logits)."""
+    """Accelerator outputs -> the model's outputs: the parent graph's nodes after the
+    accelerator (Mul/Add: BINARY {0,1} -> bipolar {-1,+1}, or integer -> real logits or head
+    values; Transpose: the detector head's NHWC stream back to NCHW)."""
     values = np.asarray(outputs, dtype=np.float32)
     for op in io_spec["output"]["host_ops"]:
+        if op["op"] == "Transpose":
+            values = values.transpose(op["perm"])
+            continue
         constant = np.asarray(op["value"], dtype=np.float32)  # scalar or one per class
         values = values * constant if op["op"] == "Mul" else values + constant
     return values
+
+
+def detections(outputs, io_spec, letterboxes=None):
+    """Detector outputs -> per image detections (D, 6): x0, y0, x1, y1, score, class, in model
+    input pixels (original image pixels with `letterboxes`). The head is dequantized by the
+    graph's own host Mul; anchors and thresholds come from the package's detect_spec.json."""
+    if "detect" not in io_spec:
+        raise ValueError("io_spec has no detect_spec: the accelerator is not a detector")
+    head = model_outputs(outputs, io_spec)
+    return detect(head, settings_from_spec(io_spec["detect"]), letterboxes)
 
 
 def decisions(outputs, io_spec, threshold=0.5):
     """Accelerator outputs -> bool (N, classes) in io_spec["classes"] order ([smoke, fire]).
 
     BINARY/BIPOLAR outputs are the sign of the logit already (threshold 0.5 built in);
-    integer outputs are dequantized and compared with logit(threshold).
+    integer outputs are dequantized and compared with logit(threshold). A detector decides
+    per image whether it found a box of each class at the display confidence.
     """
     raw = np.asarray(outputs)
     count = len(raw)
+    if "detect" in io_spec:
+        return presence(detections(raw, io_spec), len(io_spec["classes"]))
     if io_spec["output"]["finn_datatype"] in ("BINARY", "BIPOLAR"):
         if threshold != 0.5:
             raise ValueError("a binary/bipolar output decides at 0.5 (logit 0) by construction")
@@ -126,6 +144,19 @@ class Accelerator(ABC):
 
     def decisions(self, outputs, threshold=0.5):
         return decisions(outputs, self.io_spec, threshold)
+
+    def detections(self, outputs, letterboxes=None):
+        return detections(outputs, self.io_spec, letterboxes)
+
+    @property
+    def is_detector(self):
+        return "detect" in self.io_spec
+
+    def postprocess(self, outputs, letterboxes=None):
+        """What the host makes of the outputs: boxes per image (detector) or decisions."""
+        if self.is_detector:
+            return self.detections(outputs, letterboxes)
+        return self.decisions(outputs)
 
 
 class FinnDriverDma:
@@ -200,10 +231,17 @@ class EmulatedAccelerator(Accelerator):
 
 
 def load_io_spec(path):
+    """io_spec.json; a detector's also carries its detect_spec (named relative to it)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no io_spec (make the deployment package first)")
-    return json.loads(path.read_text())
+    io_spec = json.loads(path.read_text())
+    if "detect_spec" in io_spec:
+        spec_path = path.parent / io_spec["detect_spec"]
+        if not spec_path.is_file():
+            raise FileNotFoundError(f"{spec_path}: the detector's decode settings are missing")
+        io_spec["detect"] = json.loads(spec_path.read_text())
+    return io_spec
 
 
 def find_bitfile(bitfile_dir):

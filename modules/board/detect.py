@@ -168,18 +168,31 @@ def detect(head, settings, letterboxes=None):
     return results
 
 
-def load_detect_spec(path):
-    """detect_spec.json of the deployment package -> (DetectSettings, head quantization dict,
-    class names)."""
-    spec = json.loads(Path(path).read_text())
-    settings = DetectSettings(
+def settings_from_spec(spec):
+    """The DetectSettings of a detect_spec dict."""
+    return DetectSettings(
         tuple(tuple(anchor) for anchor in spec["anchors"]),
         spec["img_size"],
         spec["conf_threshold"],
         spec["iou_threshold"],
         spec["max_det"],
     )
-    return settings, spec["head"], spec["classes"]
+
+
+def load_detect_spec(path):
+    """detect_spec.json of the deployment package -> (DetectSettings, head quantization dict,
+    class names)."""
+    spec = json.loads(Path(path).read_text())
+    return settings_from_spec(spec), spec["head"], spec["classes"]
+
+
+def presence(detections, classes):
+    """Per image, whether a box of each class was detected: bool (N, classes), the detector's
+    image-level decision (e.g. "fire in view")."""
+    out = np.zeros((len(detections), classes), dtype=bool)
+    for row, dets in enumerate(detections):
+        out[row, np.asarray(dets[:, 5], dtype=np.int64)] = True
+    return out
 
 
 def detect_raw(raw, spec_path, letterboxes=None):

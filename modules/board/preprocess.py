@@ -1,7 +1,8 @@
 """Image file or camera frame -> the accelerator's UINT8 input (board runtime: numpy + OpenCV).
 
 The one definition of what the model sees: RGB, square resize with INTER_AREA (aspect ratio not
-kept; INTER_AREA averages when shrinking), CHW uint8 0..255. The model scales to 0..1 inside
+kept; INTER_AREA averages when shrinking) for the classifier, a letterbox (aspect kept, grey
+padding) for the detector, CHW uint8 0..255. The model scales to 0..1 inside
 itself, so the graph and the accelerator take raw pixels. `modules/data/preprocess.py` (training,
 export, emulation) wraps these functions, so the repo and the board cannot drift apart.
 """
@@ -10,6 +11,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .detect import Letterbox
+
+PAD_VALUE = 114  # YOLOv5's grey: the padding looks like neither smoke nor fire
 
 
 def load_rgb(path):
@@ -27,6 +32,16 @@ def resize_square(rgb_uint8, img_size):
     return cv2.resize(rgb_uint8, (img_size, img_size), interpolation=cv2.INTER_AREA)
 
 
+def letterbox_image(rgb, size):
+    """RGB HWC uint8 -> (size x size x 3 uint8, Letterbox): aspect kept, grey padding."""
+    box = Letterbox.fit(*rgb.shape[:2], size)
+    resized = cv2.resize(rgb, box.resized, interpolation=cv2.INTER_AREA)
+    square = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
+    left, top = box.offset
+    square[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    return square, box
+
+
 def to_input(rgb_uint8, img_size):
     """RGB HWC uint8 -> uint8 CHW (3, img_size, img_size): the model's input, values 0..255."""
     rgb_uint8 = np.asarray(rgb_uint8)
@@ -42,9 +57,25 @@ def image_file_input(path, img_size):
     return to_input(load_rgb(path), img_size)
 
 
-def camera_frame_input(bgr_frame, img_size):
-    """An OpenCV camera frame (BGR) -> uint8 CHW model input."""
-    return to_input(cv2.cvtColor(bgr_frame, cv2.COLOR_BGR2RGB), img_size)
+def camera_frame_input(bgr_frame, io_spec):
+    """An OpenCV camera frame (BGR) -> (uint8 CHW input, Letterbox or None), see prepared_input."""
+    return prepared_input(cv2.cvtColor(bgr_frame, cv2.COLOR_BGR2RGB), io_spec)
+
+
+def prepared_input(rgb_uint8, io_spec):
+    """RGB HWC uint8 -> (uint8 CHW input, Letterbox or None) for the package's accelerator:
+    a detector's input is letterboxed (boxes map back through the Letterbox), a classifier's
+    resized."""
+    size = input_size(io_spec)
+    if "detect_spec" not in io_spec:
+        return to_input(rgb_uint8, size), None
+    square, box = letterbox_image(np.asarray(rgb_uint8, dtype=np.uint8), size)
+    return np.ascontiguousarray(square.transpose(2, 0, 1)), box
+
+
+def file_input(path, io_spec):
+    """An image file -> (uint8 CHW input, Letterbox or None), see prepared_input."""
+    return prepared_input(load_rgb(path), io_spec)
 
 
 def input_size(io_spec):

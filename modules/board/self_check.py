@@ -21,7 +21,7 @@ from .accelerator import (
     to_accelerator_layout,
     unpack_tensor,
 )
-from .preprocess import image_file_input, input_size
+from .preprocess import file_input
 
 FIELDS = ("names", "inputs", "packed_in", "packed_out", "outputs", "decisions")
 
@@ -92,7 +92,7 @@ def check_image(board, recording, index, images_dir):
     """Problems (empty: none) of one recorded image through the board runtime."""
     name = str(recording["names"][index])
     try:
-        x = image_file_input(Path(images_dir) / name, input_size(board.io_spec))
+        x, _ = file_input(Path(images_dir) / name, board.io_spec)
     except OSError as error:
         return CheckResult(name, [str(error)])
     problems = []

@@ -13,22 +13,11 @@ import cv2
 import numpy as np
 import torch
 
-from modules.board.detect import Letterbox
+from modules.board.preprocess import PAD_VALUE, letterbox_image
 from modules.data.preprocess import load_rgb
 
-PAD_VALUE = 114  # YOLOv5's grey: the padding looks like neither smoke nor fire
 # augmented boxes that keep less than this share of their area are dropped (cut off by the edge)
 MIN_VISIBILITY = 0.3
-
-
-def letterbox_image(rgb, size):
-    """RGB HWC uint8 -> (size x size x 3 uint8, Letterbox): aspect kept, grey padding."""
-    box = Letterbox.fit(*rgb.shape[:2], size)
-    resized = cv2.resize(rgb, box.resized, interpolation=cv2.INTER_AREA)
-    square = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-    left, top = box.offset
-    square[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
-    return square, box
 
 
 def yolo_to_xyxy(rows, width, height):

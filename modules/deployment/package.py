@@ -17,6 +17,7 @@ import numpy as np
 
 from modules import board as board_runtime
 from modules.board.accelerator import EmulatedAccelerator, load_io_spec
+from modules.board.preprocess import file_input
 from modules.board.self_check import record_self_check
 from modules.vivado.build import copy_model
 
@@ -106,15 +107,21 @@ def _host_output_ops(parent):
     partition = parent.get_nodes_by_op_type("StreamingDataflowPartition")[0]
     ops, tensor = [], partition.output[0]
     while (node := parent.find_consumer(tensor)) is not None:
-        constant = next((parent.get_initializer(i) for i in node.input if i != tensor), None)
-        if node.op_type not in ("Mul", "Add") or constant is None:
-            raise ValueError(
-                f"host-side output node {node.name} ({node.op_type}) is not a constant Mul/Add; "
-                "the accelerator runtime only applies those after the accelerator"
-            )
-        ops.append({"op": node.op_type, "value": constant.flatten().tolist()})
+        ops.append(_host_output_op(parent, node, tensor))
         tensor = node.output[0]
     return ops
+
+
+def _host_output_op(parent, node, tensor):
+    if node.op_type == "Transpose":
+        return {"op": "Transpose", "perm": [int(i) for i in node.attribute[0].ints]}
+    constant = next((parent.get_initializer(i) for i in node.input if i != tensor), None)
+    if node.op_type not in ("Mul", "Add") or constant is None:
+        raise ValueError(
+            f"host-side output node {node.name} ({node.op_type}) is not a Transpose or a "
+            "constant Mul/Add; the accelerator runtime only applies those after the accelerator"
+        )
+    return {"op": node.op_type, "value": constant.flatten().tolist()}
 
 
 def _io_shape_dict(inp, out):
@@ -137,13 +144,16 @@ def _io_shape_dict(inp, out):
     }
 
 
-def io_spec_from_model(model, classes, parent=None):
+def io_spec_from_model(model, classes, parent=None, detect_spec=None):
     """I/O description of the accelerator.
 
     `model` is the dataflow child (folded: its PE/SIMD give the folded shapes) or a
     partitioned parent, whose partition then points at the child as it was partitioned,
     i.e. before folding. `parent` adds the host side to a child: the input Transpose and the
     output Mul/Add. Typical call: io_spec_from_model(folded_child, CLASSES, parent=parent).
+    A detector passes `detect_spec` (its detect_spec.json, written beside io_spec.json): the
+    output is then the head tensor, checked against the spec's anchors and its scale against
+    the graph's own dequantizing Mul.
     """
     child, parent = _child_and_parent(model, parent)
     if len(child.graph.input) != 1 or len(child.graph.output) != 1:
@@ -153,12 +163,15 @@ def io_spec_from_model(model, classes, parent=None):
     out = _port(child, out_tensor, child.find_producer(out_tensor), "out")
     inp.update(layout="NHWC" if len(inp["shape_normal"]) == 4 else "NC", **_host_input(parent, inp))
     out["host_ops"] = _host_output_ops(parent)
-    if out["shape_normal"][-1] != len(classes):
+    spec = json.loads(Path(detect_spec).read_text()) if detect_spec is not None else None
+    channels = len(classes) if spec is None else len(spec["anchors"]) * (5 + len(classes))
+    if out["shape_normal"][-1] != channels:
         raise ValueError(
             f"accelerator output has {out['shape_normal'][-1]} channels but config.CLASSES has "
             f"{len(classes)} ({classes})"
+            + ("" if spec is None else f" and the head {len(spec['anchors'])} anchors")
         )
-    return {
+    io_spec = {
         "classes": list(classes),
         "input": inp,
         "output": out,
@@ -166,6 +179,22 @@ def io_spec_from_model(model, classes, parent=None):
         "decision": _decision_rule(out["finn_datatype"]),
         "io_shape_dict": _io_shape_dict(inp, out),
     }
+    if spec is not None:
+        _check_head_scale(spec, out["host_ops"], detect_spec)
+        io_spec["detect_spec"] = Path(detect_spec).name
+        io_spec["decision"] = "boxes: detect_spec.json decode + NMS; class present iff a box"
+    return io_spec
+
+
+def _check_head_scale(spec, host_ops, spec_path):
+    """The host dequantizes with the graph's Mul; detect_spec.json must say the same scale."""
+    muls = [op["value"] for op in host_ops if op["op"] == "Mul"]
+    scale = spec["head"]["scale"]
+    if len(muls) != 1 or not np.allclose(muls[0], scale, rtol=1e-6):
+        raise ValueError(
+            f"{spec_path}: head scale {scale} does not match the graph's output Mul {muls}; "
+            "re-run notebook 02 (export) and 03 for this RUN_NAME"
+        )
 
 
 def _decision_rule(datatype):
@@ -269,14 +298,14 @@ def make_deployment_package(
     return target
 
 
-def write_self_check(paths, hw_graph_fn, image_paths, img_size):
+def write_self_check(paths, hw_graph_fn, image_paths):
     """Record the emulator (`hw_graph_fn`, the bit-exact HW graph) on `image_paths`, preprocessed
-    by the repo's `preprocess`, for `run_board.py --self-check`. Returns the recording."""
-    from modules.data.preprocess import load_rgb, preprocess
-
-    inputs = np.stack([preprocess(load_rgb(p), img_size).numpy() for p in image_paths])
+    as the package's accelerator takes them, for `run_board.py --self-check`. Returns the
+    recording."""
     layout = paths.board_layout()
-    emulator = EmulatedAccelerator(load_io_spec(layout.io_spec), hw_graph_fn)
+    io_spec = load_io_spec(layout.io_spec)
+    inputs = np.stack([file_input(p, io_spec)[0] for p in image_paths])
+    emulator = EmulatedAccelerator(io_spec, hw_graph_fn)
     if paths.self_check.exists():
         shutil.rmtree(paths.self_check)
     return record_self_check(emulator, list(image_paths), inputs, layout)

@@ -123,13 +123,13 @@ def run_ptq(task, cfg, data, paths):
     """PTQ of the run's FP32 checkpoint: calibrate on CALIBRATION_IMAGES validation images,
     measure the test metric, save the model as checkpoint `ptq_kind(cfg)` and apply the gate.
 
-    Returns (model, gate, test metrics table)."""
+    Returns (model, gate, test result)."""
     source = paths.checkpoint("fp32")
     model = task.build_ptq_model(cfg)
     init_from_fp32(model, source)  # raises naming the file when notebook 01 has not run
     calibrate(model, calibration_images(data["val"].dataset, cfg.CALIBRATION_IMAGES))
     kind = ptq_kind(cfg)
-    result, table = task.evaluate_on_test(cfg, model, data, paths, kind)
+    result, _ = task.evaluate_on_test(cfg, model, data, paths, kind)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # the checkpoint format wants one
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     metrics = {"history": [], "last": result.metrics}
@@ -138,4 +138,4 @@ def run_ptq(task, cfg, data, paths):
     gate = PtqGate(task.metric, fp32_test_metric(paths, task.metric),
                    result.metrics[task.metric], cfg.MAX_PTQ_DROP)  # fmt: skip
     print(gate)
-    return model, gate, table
+    return model, gate, result

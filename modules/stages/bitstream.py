@@ -41,8 +41,12 @@ def synthesis_vs_estimates(paths, result):
 def deployment_package(cfg, paths, result):
     """RUN/deploy/ for the board, with the bitfile and driver when the build made them."""
     handoff = load_handoff(paths)
+    detect_spec = paths.detect_spec if cfg.TASK == "detect" else None  # written by 02
     io_spec = io_spec_from_model(
-        ModelWrapper(handoff["folded_child"]), cfg.CLASSES, parent=ModelWrapper(handoff["parent"])
+        ModelWrapper(handoff["folded_child"]),
+        cfg.CLASSES,
+        parent=ModelWrapper(handoff["parent"]),
+        detect_spec=detect_spec,
     )
     return make_deployment_package(
         cfg,
@@ -61,4 +65,4 @@ def record_self_check(cfg, paths, count):
     handoff = load_handoff(paths)
     samples = build_split(cfg, "test")[0][:count]
     emulator = Emulator(ModelWrapper(handoff["folded_child"]))
-    return write_self_check(paths, emulator, [s.image_path for s in samples], cfg.IMG_SIZE)
+    return write_self_check(paths, emulator, [s.image_path for s in samples])

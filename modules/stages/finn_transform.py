@@ -8,16 +8,16 @@ folding JSON and `handoff.json`, which names the files the later notebooks load.
 import dataclasses
 import json
 import logging
+import types
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from modules.board.decisions import agreement_percent, decide
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check
 from modules.hardware import estimates as finn_estimates
 from modules.hardware.emulator import Emulator
-from modules.training.metrics import classification_metrics
+from modules.stages.train_fp32 import load_weights
 
 
 def quiet_finn_logs():
@@ -96,6 +96,16 @@ def load_handoff(paths):
     return json.loads(path.read_text())
 
 
+def fp32_model(task, cfg, paths):
+    """Notebook 01's FP32 model of this task (context row of the equivalence table), or None
+    when there is no FP32 checkpoint."""
+    path = paths.checkpoint("fp32")
+    if not path.is_file():
+        return None
+    fp32_cfg = types.SimpleNamespace(**{**cfg.snapshot(), "BREVITAS_MODEL": False})
+    return load_weights(task.build_model(fp32_cfg), path, "fp32")
+
+
 def verify_stages(cfg, flow, design, head_model, fp32_model, images, paths):
     """FP32 (context), Brevitas, QONNX, FINN-ONNX, streamlined, HW layers, partitioned and the
     chosen folded design, on the same images. Returns the equivalence table."""
@@ -105,12 +115,7 @@ def verify_stages(cfg, flow, design, head_model, fp32_model, images, paths):
     return table
 
 
-def hardware_metrics(cfg, paths, images, targets, brevitas_outputs):
-    """Metrics of the emulated accelerator (the chosen folded design, bit-exact) on a split,
-    and its decision agreement with Brevitas."""
+def emulate_design(paths, images):
+    """The chosen design (host nodes + bit-exact emulated accelerator) on `images`."""
     emulator = Emulator(ModelWrapper(load_handoff(paths)["parent"]))
-    outputs = emulator(np.asarray(images, dtype=np.float32)).reshape(len(images), -1)
-    decisions = decide(outputs)
-    metrics = classification_metrics(targets, decisions, cfg.CLASSES)
-    metrics["agreement_with_brevitas_%"] = agreement_percent(decisions, decide(brevitas_outputs))
-    return metrics
+    return emulator(np.asarray(images, dtype=np.float32))

@@ -61,3 +61,14 @@ def throughput_table(accelerator, images, estimated_fps, excludes):
         },
     ]
     return pd.DataFrame(rows).set_index("measure")
+
+
+def host_times_table(times):
+    """Per-frame host times (seconds per step, from board.inference.process_files) -> ms per
+    step: mean, median and 90th percentile, with the total per frame."""
+    steps = pd.DataFrame(times) * 1000.0
+    steps["total"] = steps.sum(axis=1)
+    table = pd.DataFrame({"mean_ms": steps.mean(), "median_ms": steps.median(),
+                          "p90_ms": steps.quantile(0.9)})  # fmt: skip
+    table.index.name = "step"
+    return table

@@ -8,9 +8,11 @@ import pandas as pd
 import torch
 
 from modules.board.decisions import agreement_percent, decide
-from modules.models.quant_layers import BitWidths
+from modules.models.quant_layers import BitWidths, build_quant_model
+from modules.quantization.deployed import DeployedModel, gate_reason
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
+from modules.quantization.ptq import ptq_bit_widths, ptq_kind
 from modules.reporting.plots import plot_training_curves
 from modules.reporting.report import save_table
 from modules.run_paths import run_paths
@@ -47,9 +49,12 @@ def initialise_from_fp32(cfg, model, paths):
     )
 
 
-def bipolar_model(cfg, model):
-    """The same weights with the bipolar output quantizer appended (for FINN deployment)."""
-    head = train_fp32.build_configured_model(cfg, bipolar_output=True)
+def bipolar_model(cfg, model, bits=None):
+    """The same weights with the bipolar output quantizer appended (for FINN deployment);
+    `bits` of the model (config's when None)."""
+    torch.manual_seed(cfg.SEED)
+    bits = bits or bit_widths(cfg)
+    head = build_quant_model(cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT, bits, True)
     head.load_state_dict(model.state_dict())
     return head.eval()
 
@@ -61,9 +66,9 @@ class BipolarCheck:
     summary: pd.DataFrame
 
 
-def bipolar_check(cfg, model, data):
+def bipolar_check(cfg, model, data, bits=None):
     """Decisions of the bipolar head vs `logit >= 0` of the model without it, on the test set."""
-    head = bipolar_model(cfg, model)
+    head = bipolar_model(cfg, model, bits)
     images, targets = stack_dataset(data["test"].dataset)
     logits = torch_stage(model)(images)
     signs = torch_stage(head)(images)
@@ -91,24 +96,25 @@ def stack_dataset(dataset, limit=None):
     return images, targets
 
 
-def export_all(cfg, model, paths):
-    """QONNX of the model with and without the bipolar head, stage-named in the onnx folder."""
-    tag = bit_widths(cfg).tag
+def export_all(cfg, model, paths, bits=None):
+    """QONNX of the model with and without the bipolar head, stage-named in the onnx folder;
+    `bits` of the model (config's when None)."""
+    bits = bits or bit_widths(cfg)
     files = {}
-    for name, net in (("logits", model), ("bipolar", bipolar_model(cfg, model))):
-        raw, clean = paths.qonnx(tag, name, cleaned=False), paths.qonnx(tag, name)
+    for name, net in (("logits", model), ("bipolar", bipolar_model(cfg, model, bits))):
+        raw, clean = paths.qonnx(bits.tag, name, cleaned=False), paths.qonnx(bits.tag, name)
         export_qonnx_model(net, cfg.IMG_SIZE, raw, clean)
         files[f"qonnx_{name}"], files[f"qonnx_{name}_clean"] = raw, clean
     return files
 
 
-def check_exports(cfg, model, dataset, exports):
+def check_exports(cfg, model, dataset, exports, bits=None):
     """qonnx execution vs Brevitas on config.EQUIVALENCE_IMAGES test images."""
     images, _ = stack_dataset(dataset, cfg.EQUIVALENCE_IMAGES)
     stages = {
         "brevitas logits": torch_stage(model),
         "qonnx logits": onnx_stage(exports["qonnx_logits_clean"]),
-        "brevitas bipolar": (torch_stage(bipolar_model(cfg, model)), "qonnx logits"),
+        "brevitas bipolar": (torch_stage(bipolar_model(cfg, model, bits)), "qonnx logits"),
         "qonnx bipolar": onnx_stage(exports["qonnx_bipolar_clean"]),
     }
     table, _ = equivalence_table(stages, images)
@@ -139,3 +145,23 @@ def run_qat_training(cfg):
     equivalence = check_exports(cfg, model, data["test"].dataset, exports)
     save_table(paths, "02_qonnx_equivalence", equivalence)
     return train_fp32.training_summary(trainer, history, result)
+
+
+def deploy_choice(task, cfg, paths, data, qat_exports, ptq=None):
+    """Seed 004's gate picks the model notebooks 03-05 use: the PTQ model when its drop is
+    within MAX_PTQ_DROP (then exported and checked here like the QAT model), else the QAT
+    model. `ptq`: run_ptq's (model, gate, result), None when PTQ did not run. Saves and
+    returns the DeployedModel."""
+    gate = ptq[1] if ptq is not None else None
+    if gate is not None and gate.use_ptq:
+        model, _, result = ptq
+        bits = ptq_bit_widths(cfg)
+        exports = task.export_quantized(cfg, model, paths, bits)
+        task.verify_quantized(cfg, model, data, paths, result, exports, bits)
+        choice, kind, qonnx = "ptq", ptq_kind(cfg), exports["deploy"]
+    else:
+        bits, kind = bit_widths(cfg), train_fp32.model_kind(cfg)
+        choice, qonnx = "qat", qat_exports["deploy"]
+    deployed = DeployedModel(choice, kind, bits, paths.checkpoint(kind), qonnx, gate_reason(gate))
+    deployed.save(paths.deployed_model)
+    return deployed

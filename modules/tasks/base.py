@@ -6,11 +6,25 @@ model = task.build_model(config)          # the FP32 model
 trainer = task.make_trainer(config, model, data, paths, kind)
 result, table = task.evaluate_on_test(config, model, data, paths, kind, checkpoint)
 result.metrics[task.metric]               # the headline: "mean_f1" or "map50"
+head = task.finn_model(config, model, bits)  # what the accelerator computes (03-05)
 """
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import pandas as pd
 
 TASKS = ("classify", "detect")
+
+
+@dataclass
+class AcceleratorResults:
+    """Notebook 05's outcome on one split."""
+
+    table: pd.DataFrame  # one row per dataset: images and the task's metrics
+    agreement: float  # % of images where the accelerator's result equals Brevitas'
+    images: object  # the split's preprocessed images (N, 3, H, W), for throughput
+    plots: list  # paths of the figures written
 
 
 class Task(ABC):
@@ -27,18 +41,42 @@ class Task(ABC):
         """FP32, or the Brevitas model (config bit widths) when config.BREVITAS_MODEL."""
 
     @abstractmethod
+    def build_quantized(self, cfg, bits):
+        """The Brevitas model at `bits` (a BitWidths), as trained (no deployment head)."""
+
     def build_ptq_model(self, cfg):
         """The Brevitas model at the PTQ bit widths (PTQ_WEIGHT/ACT_BIT_WIDTH)."""
+        from modules.quantization.ptq import ptq_bit_widths
+
+        return self.build_quantized(cfg, ptq_bit_widths(cfg))
+
+    @abstractmethod
+    def finn_model(self, cfg, model, bits):
+        """The model whose output the accelerator computes (what 02 exports for FINN)."""
+
+    @abstractmethod
+    def test_arrays(self, dataset, limit=None):
+        """(images (N, 3, H, W) float 0..255, ground truth) of a split, un-augmented."""
+
+    @abstractmethod
+    def hardware_metrics(self, cfg, finn_model, images, truth, emulated):
+        """Metrics of the emulated accelerator's outputs and their agreement with Brevitas
+        (key "agreement_with_brevitas_%")."""
+
+    @abstractmethod
+    def accelerator_results(self, cfg, accelerator, dataset, finn_model, paths):
+        """Notebook 05: a split through an Accelerator; returns AcceleratorResults."""
 
     @abstractmethod
     def make_trainer(self, cfg, model, data, paths, kind, epochs=None): ...
 
     @abstractmethod
-    def export_quantized(self, cfg, model, paths):
-        """QONNX files of the trained quantized model; key "deploy" names what 03 compiles."""
+    def export_quantized(self, cfg, model, paths, bits=None):
+        """QONNX files of the quantized model (at `bits`, config's when None); key "deploy"
+        names what 03 compiles."""
 
     @abstractmethod
-    def verify_quantized(self, cfg, model, data, paths, result, exports):
+    def verify_quantized(self, cfg, model, data, paths, result, exports, bits=None):
         """Exported graphs vs Brevitas on test images; returns the table, raises on mismatch."""
 
     @abstractmethod
@@ -69,15 +107,3 @@ def task_for(cfg):
 
         return DetectTask()
     raise ValueError(f"config.TASK = {cfg.TASK!r}; choose one of {list(TASKS)}")
-
-
-def require_classifier(cfg, notebook):
-    """Notebooks 03-05 compile, build and deploy the classifier only (so far): say so up front
-    instead of failing on a missing file later."""
-    if cfg.TASK != "classify":
-        raise NotImplementedError(
-            f"notebook {notebook} runs config.TASK = 'classify' only; the detector "
-            f"(TASK = {cfg.TASK!r}) goes through notebooks 01 and 02, and its FINN flow is "
-            "checked by tests/test_darknet_finn.py. Run `firesmoke run --profile demo-detect "
-            "--only 01 02`."
-        )

@@ -20,7 +20,6 @@ from modules.models.quant_layers import BitWidths
 from modules.quantization.detect_head import head_quantization, write_detect_spec
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
-from modules.quantization.ptq import ptq_bit_widths
 from modules.reporting.detection_plots import (
     plot_box_grid,
     plot_detection_curves,
@@ -28,7 +27,7 @@ from modules.reporting.detection_plots import (
 )
 from modules.reporting.report import save_table
 from modules.stages.train_fp32 import SPLITS, SplitData, write_skip_list
-from modules.tasks.base import Task
+from modules.tasks.base import AcceleratorResults, Task
 from modules.training.anchors import fit_anchors
 from modules.training.checkpoints import load_checkpoint
 from modules.training.detection_metrics import coco_metrics
@@ -246,8 +245,12 @@ class DetectTask(Task):
         bits = BitWidths.from_config(cfg) if cfg.BREVITAS_MODEL else None
         return self._with_anchors(cfg, self.model_builder(cfg, bits))
 
-    def build_ptq_model(self, cfg):
-        return self._with_anchors(cfg, self.model_builder(cfg, ptq_bit_widths(cfg)))
+    def build_quantized(self, cfg, bits):
+        return self._with_anchors(cfg, self.model_builder(cfg, bits))
+
+    def finn_model(self, cfg, model, bits):
+        """The detector itself: the accelerator computes its quantized head tensor."""
+        return model.eval()
 
     def _with_anchors(self, cfg, model):
         if self.train_samples is None:
@@ -315,10 +318,10 @@ class DetectTask(Task):
     def metric_floor(self, cfg):
         return cfg.MIN_TEST_MAP50
 
-    def export_quantized(self, cfg, model, paths):
+    def export_quantized(self, cfg, model, paths, bits=None):
         """QONNX of the head (cut before the decode) and detect_spec.json for the host, with
         the head scale read from the exported graph."""
-        tag = BitWidths.from_config(cfg).tag
+        tag = (bits or BitWidths.from_config(cfg)).tag
         raw, clean = paths.qonnx(tag, "head", cleaned=False), paths.qonnx(tag, "head")
         export_qonnx_model(model, cfg.IMG_SIZE, raw, clean)
         settings = display_settings(cfg, model_anchors(model))
@@ -327,7 +330,7 @@ class DetectTask(Task):
         return {"qonnx_head": raw, "qonnx_head_clean": clean, "detect_spec": spec,
                 "deploy": clean}  # fmt: skip
 
-    def verify_quantized(self, cfg, model, data, paths, result, exports):
+    def verify_quantized(self, cfg, model, data, paths, result, exports, bits=None):
         """QONNX head vs Brevitas head on EQUIVALENCE_IMAGES test images, and the board's
         decode of the integer head vs the decode of the Brevitas head; raises on mismatch."""
         dataset = data["test"].dataset
@@ -346,3 +349,56 @@ class DetectTask(Task):
             if board.shape != reference.shape or not np.allclose(board, reference, atol=1e-3):
                 raise AssertionError("the board's decode of the integer head differs")
         return equivalence
+
+    def test_arrays(self, dataset, limit=None):
+        """Letterboxed images (N, 3, S, S) float 0..255 and per image YOLO rows (n_i, 5)."""
+        count = len(dataset) if limit is None else min(limit, len(dataset))
+        pairs = [dataset[i] for i in range(count)]
+        return torch.stack([p[0] for p in pairs]).numpy(), [p[1].numpy() for p in pairs]
+
+    def hardware_metrics(self, cfg, finn_model, images, truth, emulated):
+        """COCO mAP of the emulated accelerator's head (decoded by the host's `detect`) next to
+        Brevitas', and the share of images whose head tensors are identical."""
+        brevitas = torch_stage(finn_model)(images)
+        emulated = np.asarray(emulated, dtype=np.float32).reshape(brevitas.shape)
+        settings = eval_settings(cfg, model_anchors(finn_model))
+        metrics = head_map(emulated, truth, settings, cfg.CLASSES)
+        metrics["brevitas_map50"] = head_map(brevitas, truth, settings, cfg.CLASSES)["map50"]
+        metrics["agreement_with_brevitas_%"] = identical_percent(emulated, brevitas)
+        return metrics
+
+    def accelerator_results(self, cfg, accelerator, dataset, finn_model, paths):
+        """The split through the accelerator: mAP, per-class AP, PR curves and a grid of
+        true and detected boxes; agreement = images whose head equals Brevitas' exactly."""
+        images, truth = self.test_arrays(dataset)
+        outputs = accelerator.run(images)
+        heads = accelerator.model_outputs(outputs)
+        settings = eval_settings(cfg, model_anchors(finn_model))
+        metrics = coco_metrics(truth, detect(heads, settings), _sizes(settings, truth),
+                               cfg.CLASSES)  # fmt: skip
+        plots = [paths.plot("05_pr.png"), paths.plot("05_predictions.png")]
+        plot_detection_pr(metrics, plots[0])
+        shown = np.linspace(0, len(images) - 1, min(8, len(images))).round().astype(int)
+        grid = images[shown].transpose(0, 2, 3, 1).astype(np.uint8)
+        boxes = accelerator.detections(outputs[shown])  # display confidence, as on the board
+        plot_box_grid(grid, [truth[i] for i in shown], boxes, cfg.CLASSES, plots[1])
+        row = {"dataset": cfg.DATASET, "images": len(images), **metrics.as_dict()}
+        table = pd.DataFrame([row]).set_index("dataset")
+        agreement = identical_percent(heads, torch_stage(finn_model)(images))
+        return AcceleratorResults(table, agreement, images, plots)
+
+
+def _sizes(settings, truth):
+    return [(settings.img_size, settings.img_size)] * len(truth)
+
+
+def head_map(heads, truth, settings, classes):
+    """COCO metrics (dict) of head tensors decoded by the host's `detect`."""
+    return coco_metrics(truth, detect(heads, settings), _sizes(settings, truth), classes).as_dict()
+
+
+def identical_percent(a, b):
+    """% of images whose tensors are exactly equal."""
+    a, b = np.asarray(a), np.asarray(b)
+    same = (a.reshape(len(a), -1) == b.reshape(len(b), -1)).all(axis=1)
+    return 100.0 * float(same.mean()) if len(same) else float("nan")
