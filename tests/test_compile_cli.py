@@ -24,6 +24,7 @@ from torch import nn
 from modules import cli
 from modules.dataflow.compile import ACCELERATOR_FILE, load_design
 from modules.dataflow.stage_check import despecialize, with_child
+from modules.hardware import resources
 from modules.quantization.equivalence import onnx_stage
 
 
@@ -108,8 +109,26 @@ def test_tfc_compiles_to_one_hw_partition():
     assert report["input_dtype"] == "FLOAT32"  # TFC's first quantizer reads floats
     assert report["stages"]["partition_child"].get("MVAU", 0) == 4
     assert report["fps"] > 0 and isinstance(report["fits"], bool)
-    assert report["totals"]["LUT"] > 0 and set(report["totals"]) == {"LUT", "FF", "BRAM36", "DSP"}
+    totals = report["totals"]
+    assert set(totals) == {"LUT", "FF", "BRAM36", "DSP", "finn_per_layer"}
+    assert totals["LUT"] > 0 and totals["FF"] > 0  # the whole-design model has FF
+    assert totals["finn_per_layer"]["FF"] is None  # FINN has no FF model per layer
     assert (out / "design.onnx").is_file()
+
+
+def test_whole_design_totals_add_what_finn_leaves_out():
+    """FINN's per-layer sum has no FIFOs, width converters, DMA or AXI shell: the
+    whole-design figure of a conv net (FIFOs between every layer) is larger."""
+    _, report, out = compiled("float_reducemean")
+    totals, finn = report["totals"], report["totals"]["finn_per_layer"]
+    accelerator = ModelWrapper(str(out / ACCELERATOR_FILE))
+    assert not accelerator.get_nodes_by_op_type("StreamingFIFO")  # FINN's estimate has none
+    stitched = resources.stitched_design(accelerator, report["settings"]["part"])
+    assert len(stitched.get_nodes_by_op_type("StreamingFIFO_rtl")) >= len(accelerator.graph.node)
+    whole = resources.whole_design_totals(accelerator, report["settings"]["part"])
+    assert {name: totals[name] for name in whole} == pytest.approx(whole)
+    assert totals["LUT"] > finn["LUT"] > 0
+    assert totals["FF"] > 0 and totals["BRAM36"] >= finn["BRAM36"]
 
 
 def test_reducemean_pooling_and_float_input_need_no_prepare():

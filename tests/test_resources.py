@@ -27,6 +27,20 @@ def test_mvu_lanes_fill_the_dsp_a_port(weight_bits, act_bits, narrow, a_width, l
     assert used + weight_bits + act_bits - 1 > a_width
 
 
+@pytest.mark.parametrize(
+    "pe, simd, lanes, slices",
+    [
+        (4, 4, 4, 4),  # one pipe of 4 lanes, one DSP per SIMD element
+        (5, 2, 4, 4),  # the fifth PE opens a second pipe
+        (4, 4, 3, 8),  # non-narrow 4-bit on DSP48E1: 3 lanes, PE 4 needs two pipes
+        (32, 3, 2, 48),  # seed 001's stem: 8-bit input, 2 lanes, 16 pipes
+        (1, 1, 2, 1),
+    ],
+)
+def test_mvu_dsp_slices_are_pipes_times_simd(pe, simd, lanes, slices):
+    assert resources.mvu_dsp_slices(pe, simd, lanes) == slices
+
+
 def test_dsp48e1_port_width_from_the_part():
     assert resources.dsp_a_width("xc7z020clg400-1") == 25
     assert resources.dsp_a_width("xczu3eg-sbva484-1-e") == 27

@@ -5,7 +5,7 @@ import json
 
 import config
 from modules.commands._shared import add_profile_arguments, parse_overrides, print_json
-from modules.dataflow.compile import CompileSettings, compile_model
+from modules.dataflow.compile import TOTALS, CompileSettings, compile_model
 
 NAME = "compile"
 HELP = "compile a QONNX model with FINN: HW partition, node counts per stage, estimates, FPS"
@@ -25,6 +25,10 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
+def _totals_text(totals):
+    return ", ".join(f"{k} {totals[k]:.0f}" for k in TOTALS if totals.get(k) is not None)
+
+
 def _print_text(report):
     for stage, counts in report["stages"].items():
         print(f"{stage:<18} {sum(counts.values()):>4} nodes  {json.dumps(counts)}")
@@ -32,9 +36,10 @@ def _print_text(report):
     if not report["hw_only"]:
         print(f"no HW-only partition: {report['error']}")
         return
-    totals = ", ".join(f"{k} {v:.0f}" for k, v in report["totals"].items() if v is not None)
     print(f"host nodes: {report['host_nodes']}")
-    print(f"estimates: {totals}; {report['fps']:.0f} FPS; fits: {report['fits']}")
+    print(f"whole design: {_totals_text(report['totals'])}; {report['fps']:.0f} FPS")
+    print(f"FINN per-layer sum: {_totals_text(report['totals']['finn_per_layer'])}")
+    print(f"fits: {report['fits']}")
     print(f"design: {report['design']}")
 
 

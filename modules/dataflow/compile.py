@@ -2,10 +2,10 @@
 design, and a report (`firesmoke compile`). The compiled design (host graph + accelerator)
 is saved so `firesmoke emulate` can run it.
 
-Whole-design totals: `design_totals` sums FINN's per-layer estimates of the HW layers
-(modules.hardware.estimates); FIFOs, width converters and the shell are not in them, and
-FINN has no FF model per layer. That function is the one place where whole-design totals
-plug in.
+Totals: `design_totals` gives the whole stitched design (modules.hardware.resources: FINN's
+layers plus FIFOs, width converters, DMA and AXI shell, FF included, calibrated against
+published post-synthesis reports) and, beside it, the sum of FINN's per-layer estimates,
+which leaves those blocks out and has no FF model.
 """
 
 import contextlib
@@ -15,6 +15,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import pandas as pd
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
@@ -58,10 +59,16 @@ def stage_counts(reports, models=None):
     return {stage: counts[stage] for stage in finn_flow.STAGES if stage in counts}
 
 
+def _column(estimate, column):
+    table = estimate.totals[column]
+    return {name: (None if pd.isna(table.get(name)) else float(table[name])) for name in TOTALS}
+
+
 def design_totals(estimate):
-    """LUT, FF, BRAM36, DSP of the folded design (None where no estimate exists)."""
-    used = estimate.totals["used"]
-    return {name: (float(used[name]) if name in used.index else None) for name in TOTALS}
+    """LUT, FF, BRAM36, DSP of the whole stitched design (`resources.whole_design_totals`,
+    which the estimate's budget check already computed), and FINN's per-layer sums as
+    "finn_per_layer" (FF None: FINN has no FF model)."""
+    return _column(estimate, "used") | {"finn_per_layer": _column(estimate, "FINN per-layer")}
 
 
 def _failure(settings, input_dtype, reports, error, blocker=None):
@@ -140,7 +147,11 @@ def _success(flow, settings, out_dir):
         "bottleneck_layer": estimate.performance["bottleneck_layer"],
         "fits": estimate.fits,
         "totals": design_totals(estimate),
-        "totals_note": "sum of FINN's per-layer HW estimates (no FIFOs, DWCs, shell; no FF model)",
+        "totals_note": (
+            "whole stitched design (layers, FIFOs, width converters, DMA, AXI shell), calibrated "
+            "on published post-synthesis reports; finn_per_layer: FINN's per-layer estimates "
+            "summed (no FIFOs, converters, shell; no FF model)"
+        ),
         "design": str(out_dir / DESIGN_FILE),
         "settings": asdict(settings),
     }

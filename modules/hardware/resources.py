@@ -11,9 +11,12 @@ DuplicateStreams, ElementwiseAdd, GlobalAccPool). This module:
 - counts DSPs of RTL MVAUs with the lane packing the finn-rtllib core really uses
   (mvu.sv: NUM_LANES from the DSP's A-port width, 25 bits on DSP48E1, 27 on DSP48E2; an
   8-bit input packs 2 PEs per slice, not 4 as FINN's estimate assumes). Seed 001's published
-  build (a 2024 FINN) used 212 DSPs for a folding this counts at 111 (FINN: 87); its per-layer
-  DSPs are not published, so the difference stays visible in the calibration table rather
-  than fitted away;
+  build (Vivado 2022.2, Feb 2025, so Xilinx FINN v0.10.1/dev, whose mvu_4sx4u.sv and
+  mvu_8sx8u_dsp48.sv instantiate the same ceil(PE/4)*SIMD and ceil(PE/2)*SIMD DSP48E1s for
+  its narrow 4-bit and 8-bit-input layers) used 212 DSPs for a folding whose cores
+  instantiate 111 (FINN's estimate: 87). No lane count of the RTL explains the other 101
+  and the per-layer DSPs are not published, so the difference stays visible in the
+  calibration table rather than fitted away;
 - models LUTs of the layers FINN leaves at 0 from their structure (adder trees, output
   queues, weight memory in LUTRAM, control);
 - adds the DMA engines and AXI infrastructure, and FF for every block, from the calibration
@@ -121,8 +124,14 @@ def _narrow_weights(model, node, instance):
     return weights is not None and weights.min() > instance.get_input_datatype(1).min()
 
 
+def mvu_dsp_slices(pe, simd, lanes):
+    """DSP slices finn-rtllib/mvu/mvu.sv instantiates: PIPE_COUNT = 1 + (PE-1)/NUM_LANES
+    pipes (genPipes), each with one DSP primitive per SIMD element (genSIMD)."""
+    return (1 + (pe - 1) // lanes) * simd
+
+
 def rtl_mvau_dsp(model, node, part):
-    """DSPs of an MVAU_rtl: ceil(PE / lanes) DSP chains of SIMD slices each."""
+    """DSPs of an MVAU_rtl as its core instantiates them (`mvu_dsp_slices`)."""
     instance = getCustomOp(node)
     a_width = dsp_a_width(part)
     if a_width is None:  # DSP58: FINN's own formula matches its core
@@ -133,8 +142,7 @@ def rtl_mvau_dsp(model, node, part):
         _narrow_weights(model, node, instance),
         a_width,
     )
-    pe, simd = instance.get_nodeattr("PE"), instance.get_nodeattr("SIMD")
-    return float(math.ceil(pe / lanes) * simd)
+    return float(mvu_dsp_slices(instance.get_nodeattr("PE"), instance.get_nodeattr("SIMD"), lanes))
 
 
 # ------------------------------------------------------------------ LUTs FINN leaves at 0
