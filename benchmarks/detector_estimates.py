@@ -22,12 +22,15 @@ from modules.models.quant_layers import BitWidths
 
 W4A4 = BitWidths()  # 8-bit first and last layers
 W1A3 = BitWidths(weight=1, act=3)
+WIDEST = None  # the widest multiplier whose weights fit the BRAM budget (weight_fit)
 # name -> (cfg, bit widths, width multiplier, first target FPS, search step, floor FPS);
 # designs whose weights exceed the BRAM get a coarse search (nothing can fit)
 MODELS = {
     "dfire-lpyolo-w4a4": ("dfire-lpyolo", W4A4, 1.0, 1000, 0.8, 5),
     "tinier-yolo-w1a3": ("tinier-yolo", W1A3, 1.0, 200, 0.5, 10),
     "tinier-yolo-w4a4": ("tinier-yolo-w4", W4A4, 1.0, 200, 0.5, 10),
+    "tinier-yolo-w1a3-widest": ("tinier-yolo", W1A3, WIDEST, 400, 0.8, 5),
+    "tinier-yolo-w4a4-widest": ("tinier-yolo-w4", W4A4, WIDEST, 400, 0.8, 5),
 }
 COLUMNS = ["target_fps", "fps", "LUT %", "FF %", "BRAM36 %", "DSP %", "fits", "limiting_resource"]
 
@@ -67,8 +70,10 @@ def main():
     for name in args.models:
         cfg, bits, width, target, step, floor = MODELS[name]
         cfg = resolve(cfg, work)
+        fit = detector_fit.weight_fit(cfg, bits, width or 1.0)
+        width = width or fit.widest_width_mult
         print(f"\n{name} at {args.size}x{args.size}, width {width:g}, {bits.signature}")
-        print("  " + detector_fit.weight_fit(cfg, bits, width).statement)
+        print("  " + fit.statement)
         result = detector_fit.detector_estimates(
             cfg,
             bits,

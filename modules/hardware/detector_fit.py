@@ -20,6 +20,7 @@ import math
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -92,7 +93,7 @@ def weight_fit(cfg, bits, width_mult=1.0, part=PYNQ_PART, fraction=0.9):
     bram_bits = PartBudget.for_part(part).BRAM36 * BRAM36_BITS
     budget_bits = fraction * bram_bits
     fit = WeightFit(
-        cfg=str(cfg),
+        cfg=Path(cfg).stem,
         width_mult=width_mult,
         bit_widths=bits.signature,
         part=part,
@@ -130,6 +131,8 @@ def fit_statement(fit, fraction):
     if fit.parts_that_fit:
         remedies.append(f"a part with more BRAM ({', '.join(fit.parts_that_fit)})")
     remedies.append("a layer-by-layer design that streams weights from DRAM instead of dataflow")
+    if not fit.parts_that_fit:
+        remedies[-1] += " (no device in resources.PART_TABLE holds the weights in BRAM)"
     return f"{head}: does NOT fit as a dataflow design; would fit with " + "; or ".join(remedies)
 
 
@@ -237,8 +240,6 @@ def detector_estimates(
 def without_binary_flags(cfg, path):
     """A copy of a cfg at `path` without `binary=1`, so its hidden convs take the configured
     WEIGHT_BIT_WIDTH instead of 1 bit (tinier-yolo at W4A4)."""
-    from pathlib import Path
-
     from modules.models.darknet import resolve_cfg
 
     lines = resolve_cfg(cfg).read_text().splitlines(keepends=True)
