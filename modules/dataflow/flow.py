@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from finn.transformation.fpgadataflow.convert_to_hw import (
     binary_matrix_vector_activation,
+    concat,
     conv_inp_gen,
     duplicate_streams,
     elementwise_binary_operation,
@@ -29,6 +30,7 @@ from finn.transformation.fpgadataflow.convert_to_hw import (
     pool,
     quantized_matrix_vector_activation,
     thresholding,
+    upsample,
     vector_vector_activation,
 )
 from finn.transformation.fpgadataflow.create_dataflow_partition import CreateDataflowPartition
@@ -267,6 +269,20 @@ def _streamline_residuals(model):
     return model
 
 
+def _streamline_concats(model):
+    # Darknet route/upsample: the concatenated branches share one quantizer (the importer's
+    # replacement), so their dequantizing Muls are equal; move them past the nearest-neighbour
+    # Resize and the Concat, where Streamline absorbs them into the next thresholds. Only for
+    # graphs that have them, so other models stream as before.
+    if not {"Concat", "Resize"} & set(node_counts(model)):
+        return model
+    for _ in range(2):
+        model = model.transform(reorder.MoveScalarLinearPastInvariants())
+        model = model.transform(reorder.MoveMulPastJoinConcat())
+        model = model.transform(Streamline())
+    return model
+
+
 def _streamline_layouts(model):
     # Lowering convs to MatMul puts NCHW<->NHWC Transposes around every conv (depthwise ones
     # get the 'dw' sparsity annotation for VVAU); move them through forks and residual adds
@@ -277,11 +293,15 @@ def _streamline_layouts(model):
         absorb.AbsorbTransposeIntoMultiThreshold(),
         reorder.MakeMaxPoolNHWC(),
         absorb.AbsorbConsecutiveTransposes(),
+        InferDataLayouts(),  # MakeScaleResizeNHWC acts on Resize nodes with an NCHW input
+        reorder.MakeScaleResizeNHWC(),
+        absorb.AbsorbConsecutiveTransposes(),
         ComposedTransformation(
             [
                 reorder.MoveTransposePastFork(),
                 absorb.AbsorbConsecutiveTransposes(),
                 reorder.MoveTransposePastJoinAdd(),
+                reorder.MoveTransposePastJoinConcat(),
                 absorb.AbsorbTransposeIntoMultiThreshold(),
                 absorb.AbsorbConsecutiveTransposes(),
             ]
@@ -299,6 +319,7 @@ def streamline(model, out_dir=None):
     model = model.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
     model = model.transform(Streamline())
     model = _streamline_residuals(model)
+    model = _streamline_concats(model)
     model = _streamline_layouts(model)
     for transformation in (
         # GlobalAveragePool -> GlobalAccPool + Mul(1/N) here rather than in to_hw, so the
@@ -343,6 +364,8 @@ def to_hw(model, out_dir=None, standalone_thresholds=True):
             lambda _model, node: node.name not in host_tail
         ),
         global_acc_pool.InferGlobalAccPoolLayer(),
+        upsample.InferUpsample(),
+        concat.InferConcatLayer(),
         duplicate_streams.InferDuplicateStreamsLayer(),
         absorb.AbsorbConsecutiveTransposes(),
         RemoveCNVtoFCFlatten(),

@@ -24,8 +24,8 @@ quantized kit stops with an error naming the layer, its cfg line and the replace
 Supported sections: [net], [convolutional] (filters, size, stride, pad/padding, groups,
 batch_normalize, activation linear/relu/leaky, binary -> 1-bit weights in the quantized kit),
 [maxpool] (stride = size, or stride 1), [route], [upsample], and one [region]/[yolo] head last.
-Through this repo's FINN flow (modules/dataflow/flow.py): conv, ReLU, maxpool, the head;
-route-concat and upsample build in PyTorch/Brevitas but the flow does not convert them yet.
+Through this repo's FINN flow (modules/dataflow/flow.py): conv, ReLU, maxpool, the head,
+route-concat (StreamingConcat) and nearest upsample (UpsampleNearestNeighbour).
 `plan_layers` lists every layer with shapes, weight counts, MACs and these FINN notes
 (`firesmoke cfg-summary`). Darknet `.weights` files: modules/models/darknet_weights.py.
 """
@@ -162,10 +162,7 @@ def _route_plan(section, index, shapes):
     out = (sum(shapes[s][0] for s in sources), *shapes[sources[0]][1:])
     plan = LayerPlan(index, "route", section.line, out, sources=sources)
     if len(sources) > 1:
-        plan.finn_issue = (
-            "concat of branches with different scales; this repo's FINN flow does not infer "
-            "StreamingConcat yet"
-        )
+        plan.finn_issue = "concat of branches with different scales"
         plan.replacement = "one quantizer shared by the concatenated branches"
     return plan
 
@@ -198,9 +195,7 @@ def plan_layers(cfg_path, img_size=None, width_mult=1.0):
 def _upsample_plan(section, index, shape):
     scale = section.integer("stride", 2)
     out = (shape[0], shape[1] * scale, shape[2] * scale)
-    plan = LayerPlan(index, "upsample", section.line, out, stride=scale)
-    plan.finn_issue = "this repo's FINN flow does not infer UpsampleNearestNeighbour yet"
-    return plan
+    return LayerPlan(index, "upsample", section.line, out, stride=scale)
 
 
 def _spec(net, head, plans, size):
