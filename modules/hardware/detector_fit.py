@@ -133,7 +133,12 @@ def fit_statement(fit, fraction):
     remedies.append("a layer-by-layer design that streams weights from DRAM instead of dataflow")
     if not fit.parts_that_fit:
         remedies[-1] += " (no device in resources.PART_TABLE holds the weights in BRAM)"
-    return f"{head}: does NOT fit as a dataflow design; would fit with " + "; or ".join(remedies)
+    return (
+        f"{head}: does NOT fit as a dataflow design (the weights alone exceed the budget); "
+        "the weights would fit with " + "; or ".join(remedies) + ". Whether a whole design "
+        "then fits (FIFOs, thresholds, LUTs) FINN's estimate tells: "
+        "benchmarks/detector_estimates.py"
+    )
 
 
 # ------------------------------------------------------------------ FINN estimates

@@ -63,6 +63,10 @@ class Task(ABC):
         """Metrics of the emulated accelerator's outputs and their agreement with Brevitas
         (key "agreement_with_brevitas_%")."""
 
+    def weight_memory(self, cfg, bits):
+        """Notebook 03: statements on the model's weight memory vs the part's BRAM, or None."""
+        return None
+
     @abstractmethod
     def accelerator_results(self, cfg, accelerator, dataset, finn_model, paths):
         """Notebook 05: a split through an Accelerator; returns AcceleratorResults."""

@@ -5,6 +5,7 @@ anchors are fitted on the training boxes and stored as a buffer on the model, so
 checkpoint carries the anchors its head was trained with.
 """
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from tqdm.auto import tqdm
 from modules.board.detect import DetectSettings, detect, detect_raw
 from modules.data.boxes import BoxAugmentation, DetectionDataset, collate_boxes
 from modules.data.datasets import build_split
+from modules.hardware.detector_fit import weight_fit
+from modules.hardware.estimates import part_for_board
 from modules.models.quant_layers import BitWidths
 from modules.quantization.detect_head import head_quantization, write_detect_spec
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
@@ -366,6 +369,23 @@ class DetectTask(Task):
         metrics["brevitas_map50"] = head_map(brevitas, truth, settings, cfg.CLASSES)["map50"]
         metrics["agreement_with_brevitas_%"] = identical_percent(emulated, brevitas)
         return metrics
+
+    def weight_memory(self, cfg, bits):
+        """Weights vs BRAM of this detector and of seed 004's tinier-yolo at W1A3 (binary
+        weights, 3-bit activations), each with what would make it fit (cfg only, no FINN)."""
+        part = part_for_board(cfg.BOARD, cfg.BOARD_PARTS)
+        fraction = cfg.RESOURCE_BUDGET_FRACTION
+        fits = {
+            "this detector": weight_fit(
+                cfg.DETECTOR_CFG, bits, cfg.DETECTOR_WIDTH_MULT, part, fraction
+            ),  # fmt: skip
+            "seed 004: tinier-yolo W1A3": weight_fit(
+                "tinier-yolo", dataclasses.replace(bits, weight=1, act=3), 1.0, part, fraction
+            ),
+        }
+        columns = ["cfg", "bit_widths", "weight_bits", "bram_bits", "fits", "statement"]
+        return pd.DataFrame({name: {c: getattr(f, c) for c in columns}
+                             for name, f in fits.items()}).T  # fmt: skip
 
     def accelerator_results(self, cfg, accelerator, dataset, finn_model, paths):
         """The split through the accelerator: mAP, per-class AP, PR curves and a grid of
