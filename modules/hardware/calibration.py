@@ -20,8 +20,9 @@ FACTORS_FILE = DATA / "calibration.json"
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
 FIXED_TYPES = ("DMA", "AXI")
 FITTED_WITH = (
-    "the published ONNX and folding (final_hw_config.json) through this project's FINN flow "
-    "(finn-plus 1.6.1); FIFO depths from fifo_sizing, not the published ones; DSPs not fitted "
+    "the published design and folding through this project's FINN flow (finn-plus 1.6.1; "
+    "benchmarks/calibrate_resources.py); FIFO depths from fifo_sizing, not the published "
+    "ones; DSPs not fitted "
     "(mvu.sv lane packing); BRAM of FINN layers not fitted (FINN's estimate)"
 )
 
@@ -43,6 +44,9 @@ def apply_factors(table, factors):
     """Scale the LUT of each block whose op_type the factor was fitted on (an HLS MVAU is
     not scaled by a factor fitted on RTL MVAUs), then derive FF from LUT per block type."""
     table = table.copy()
+    # a block type the fitted report does not have takes that design's overall FF per LUT
+    unfitted = ~table["type"].isin([*factors["per_type"], *FIXED_TYPES])
+    table.loc[unfitted, "FF"] = table.loc[unfitted, "LUT"] * factors.get("FF_per_LUT", 0.0)
     for kind, fitted in factors["per_type"].items():
         rows = table["type"] == kind
         scaled = rows & table["op_type"].isin(fitted["op_types"])
@@ -79,10 +83,12 @@ def fit_factors(modeled, report, name, op_types):
     layers = {res: sum(b[res] for b in blocks.values()) for res in RESOURCES}
     axi = {res: report["total"][res] - layers[res] for res in RESOURCES}
     dma = {res: blocks["DMA"][res] / 2 for res in RESOURCES}  # one input, one output DMA
+    streams = {res: layers[res] - blocks["DMA"][res] for res in ("LUT", "FF")}
     return {
         "calibrated_on": name,
         "fitted_with": FITTED_WITH,
         "per_type": per_type,
+        "FF_per_LUT": streams["FF"] / streams["LUT"],
         "threshold_BRAM36_per_bit": threshold_bram / bits if bits else 0.0,
         "fixed": {"DMA": dma, "AXI": axi},
     }

@@ -439,11 +439,11 @@ MODEL_NOTE = (
 
 
 def calibration_table():
-    """The whole-design model of the published design against every published report
-    (per block type and total, error %), from the stored calibration."""
+    """The whole-design model of each published design against its report (per block type
+    and total, error %), from the stored calibration."""
     factors = calibration.load_factors()
     frames = {
-        name: calibration.compare(pd.DataFrame(factors["modeled_types"]), report)
+        name: calibration.compare(pd.DataFrame(factors["modeled_types"][name]), report)
         for name, report in calibration.load_reports().items()
     }
     return pd.concat(frames, names=["report"]).reset_index(level="report")
