@@ -131,8 +131,9 @@ TASK = "classify"  # classify: multi-label fire/smoke | detect: boxes (Tiny-YOLO
 DET_ANCHOR_SEED = 0
 DET_ANCHOR_THRESHOLD = 4.0  # a box matches an anchor if both side ratios are within this
 # SGD with warm-up as in YOLOv5 (seed 000: SGD lr 0.01 trained best), then linear decay
+DET_OPTIMIZER = "sgd"  # sgd | adam (Adam: lr about 1e-3; learns faster from scratch in few steps)
 DET_LEARNING_RATE = 0.01
-DET_MOMENTUM = 0.937
+DET_MOMENTUM = 0.937  # SGD momentum, Adam beta1
 DET_WEIGHT_DECAY = 5e-4  # conv weights only; BN and biases are not decayed
 DET_WARMUP_EPOCHS = 3.0  # learning rate ramps up from 0 over these epochs (at least 1 batch)
 DET_FINAL_LR_FRACTION = 0.01  # the learning rate decays linearly to this share of the start
