@@ -143,6 +143,7 @@ RULES = {
     "CHANNELS_LAST": choice(lambda: ("auto", True, False)),
     "IMAGE_CACHE": choice(lambda: ("disk", "memory", "off")),
     "TASK": choice(lambda: ("classify", "detect")),
+    "DET_OPTIMIZER": choice(_optimizers, case_insensitive=True),
     "AUGMENT": boolean,
     "SMOKE_PRECISION_WEIGHT": number(0, low_open=True),
     "DECISION_THRESHOLD": number(0, 1, low_open=True, high_open=True),

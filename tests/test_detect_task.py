@@ -11,7 +11,7 @@ import config
 from modules.run_paths import run_paths
 from modules.tasks.base import task_for
 from modules.tasks.classify import ClassifyTask
-from modules.tasks.detect import DetectTask, WarmupLinear, model_anchors
+from modules.tasks.detect import DetectTask, WarmupLinear, detector_optimizer, model_anchors
 from modules.training.checkpoints import load_checkpoint
 
 
@@ -37,6 +37,18 @@ def test_warmup_then_linear_decay():
     assert values[0] == pytest.approx(0.1 * (1 - 0.0))
     assert np.all(np.diff(values[:10]) > 0) and np.all(np.diff(values[10:]) < 0)
     assert values[-1] == pytest.approx((1 - 49 / 50) * 0.99 + 0.01)
+
+
+@pytest.mark.parametrize("name, kind", [("sgd", torch.optim.SGD), ("Adam", torch.optim.Adam)])
+def test_detector_optimizer_decays_conv_weights_only(name, kind):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    optimizer = detector_optimizer(model, name, 0.01, 0.9, 5e-4)
+    assert isinstance(optimizer, kind)
+    decayed, plain = optimizer.param_groups
+    assert decayed["weight_decay"] == 5e-4 and plain["weight_decay"] == 0
+    assert [p.shape for p in decayed["params"]] == [model[0].weight.shape]
+    with pytest.raises(ValueError, match="DET_OPTIMIZER"):
+        detector_optimizer(model, "rmsprop", 0.01, 0.9, 5e-4)
 
 
 def test_detector_trains_through_the_trainer(detect_cfg):

@@ -35,25 +35,29 @@ from modules.training.anchors import fit_anchors
 from modules.training.checkpoints import load_checkpoint
 from modules.training.detection_metrics import coco_metrics
 from modules.training.device import loader_workers
-from modules.training.trainer import CPU, Trainer, make_loader, to_device
+from modules.training.trainer import CPU, OPTIMIZERS, Trainer, make_loader, to_device
 from modules.training.yolo_loss import YoloLoss
 
 ANCHOR_BUFFER = "anchors"
 
 
-def detector_optimizer(model, lr, momentum, weight_decay):
-    """SGD (Nesterov) with YOLOv5's groups: decay on conv/linear weights only."""
+def detector_optimizer(model, name, lr, momentum, weight_decay):
+    """SGD (Nesterov) or Adam with YOLOv5's groups: decay on conv/linear weights only.
+
+    Adam takes `momentum` as beta1, as YOLOv5's --optimizer Adam does.
+    """
     decay, no_decay = [], []
     for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
+        for param_name, param in module.named_parameters(recurse=False):
             is_norm = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
-            (decay if name == "weight" and not is_norm else no_decay).append(param)
-    return torch.optim.SGD(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0}],
-        lr=lr,
-        momentum=momentum,
-        nesterov=True,
-    )
+            (decay if param_name == "weight" and not is_norm else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0}]  # fmt: skip
+    if name.lower() == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=(momentum, 0.999))
+    if name.lower() == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+    raise ValueError(f"config.DET_OPTIMIZER = {name!r}; choose one of {OPTIMIZERS}")
 
 
 class WarmupLinear:
@@ -124,8 +128,9 @@ class DetectLoop:
     def optimizer(self, model):
         cfg = self.cfg
         return detector_optimizer(
-            model, cfg.DET_LEARNING_RATE, cfg.DET_MOMENTUM, cfg.DET_WEIGHT_DECAY
-        )
+            model, cfg.DET_OPTIMIZER, cfg.DET_LEARNING_RATE, cfg.DET_MOMENTUM,
+            cfg.DET_WEIGHT_DECAY,
+        )  # fmt: skip
 
     def scheduler(self, optimizer, steps_per_epoch):
         cfg = self.cfg
