@@ -11,7 +11,7 @@ import config
 from modules.models.quant_layers import BitWidths
 from modules.quantization.deployed import DeployedModel, load_deployed_model
 from modules.quantization.equivalence import torch_stage
-from modules.quantization.ptq import PtqGate, ptq_bit_widths, ptq_kind
+from modules.quantization.ptq import PtqGate, calibrate, ptq_bit_widths, ptq_kind
 from modules.run_paths import run_paths
 from modules.stages import train_brevitas, train_fp32
 from modules.tasks.classify import ClassifyTask
@@ -42,6 +42,8 @@ def classifier_run(tiny_dirs):
         torch.manual_seed(len(models))
         for param in model.parameters():  # distinct weights: loading the wrong one shows
             param.data += 0.05 * torch.randn_like(param)
+        if kind == ptq_kind(cfg):  # as run_ptq: bias correction adds biases to bias-free convs
+            calibrate(model, torch.as_tensor(images))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
         save_checkpoint(paths.checkpoint(kind), model, optimizer, scheduler, 0, {}, {}, kind)
@@ -72,6 +74,8 @@ def test_ptq_within_the_drop_is_exported_and_deployed(classifier_run):
     assert deployed.qonnx.is_file() and deployed.qonnx != run.qat_exports["deploy"]
     assert f"_{deployed.bits.tag}_bipolar" in deployed.qonnx.name
     assert "use the PTQ model" in deployed.reason
+    fresh = set(run.task.build_quantized(run.cfg, deployed.bits).state_dict())
+    assert any(key.endswith(".bias") for key in set(ptq[0].state_dict()) - fresh)
     loaded, model = load_deployed_model(run.task, run.cfg, run.paths)
     assert loaded == deployed
     images, _ = train_brevitas.stack_dataset(run.data["test"].dataset, 4)

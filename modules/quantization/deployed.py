@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from modules.models.quant_layers import BitWidths
+from modules.quantization.ptq import load_corrected_state
 from modules.training.checkpoints import load_checkpoint
 
 
@@ -62,5 +63,4 @@ def load_deployed_model(task, cfg, paths):
     deployed = DeployedModel.load(paths.deployed_model)
     model = task.build_quantized(cfg, deployed.bits)
     state = load_checkpoint(deployed.checkpoint, expected_kind=deployed.kind)["model"]
-    model.load_state_dict(state)
-    return deployed, model.eval()
+    return deployed, load_corrected_state(model, state).eval()

@@ -64,6 +64,18 @@ def bias_correction_roots(module):
     return [root for child in module.children() for root in bias_correction_roots(child)]
 
 
+def load_corrected_state(model, state):
+    """Load a state dict into a freshly built model, giving its bias-free layers the biases
+    that Brevitas' bias correction registered on the calibrated model (a PTQ checkpoint has
+    them, a new model does not). Returns the model."""
+    for name, module in model.named_modules():
+        key = f"{name}.bias" if name else "bias"
+        if key in state and getattr(module, "bias", False) is None:
+            module.register_parameter("bias", torch.nn.Parameter(torch.zeros_like(state[key])))
+    model.load_state_dict(state)
+    return model
+
+
 def calibration_images(dataset, count):
     """The first `count` un-augmented images of a dataset as one (N, 3, H, W) tensor."""
     count = min(count, len(dataset))

@@ -12,7 +12,7 @@ from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.deployed import DeployedModel, gate_reason
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
-from modules.quantization.ptq import ptq_bit_widths, ptq_kind
+from modules.quantization.ptq import load_corrected_state, ptq_bit_widths, ptq_kind
 from modules.reporting.plots import plot_training_curves
 from modules.reporting.report import save_table
 from modules.run_paths import run_paths
@@ -55,8 +55,7 @@ def bipolar_model(cfg, model, bits=None):
     torch.manual_seed(cfg.SEED)
     bits = bits or bit_widths(cfg)
     head = build_quant_model(cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT, bits, True)
-    head.load_state_dict(model.state_dict())
-    return head.eval()
+    return load_corrected_state(head, model.state_dict()).eval()
 
 
 @dataclass
