@@ -168,6 +168,7 @@ RULES = {
     "GENERATE_BITFILE": boolean,
     "OOC_SYNTH": boolean,
     "ACCELERATOR_BACKEND": choice(_backends),
+    "DEPLOY_MODEL": choice(lambda: ("gate", "qat", "ptq")),
 }
 
 

@@ -16,6 +16,9 @@ def test_summary_of_a_run_that_has_not_started_is_all_null(tmp_path):
         "task": "detect",
         "metric": "map50",
         "headline": {"fp32": None, "quantized": None, "hardware": None},
+        "deployed_model": None,
+        "qat": None,
+        "ptq": None,
         "stages_identical": None,
         "fps_estimate": None,
         "fits": None,
@@ -47,3 +50,13 @@ def test_summary_collects_every_stage(tmp_path):
         json.loads(write_run_summary(paths, "classify", {}).read_text())["stages_identical"]
         is False
     )
+
+
+def test_quantized_headline_is_the_model_02_deployed(tmp_path):
+    paths = RunPaths(tmp_path / "run").ensure()
+    paths.test_metrics("brevitas-w4a4").write_text(json.dumps({"map50": 0.55}))
+    paths.test_metrics("ptq-w8a8").write_text(json.dumps({"map50": 0.61}))
+    paths.deployed_model.write_text(json.dumps({"kind": "ptq-w8a8"}))
+    summary = json.loads(write_run_summary(paths, "detect", {}).read_text())
+    assert summary["headline"]["quantized"] == 0.61 and summary["deployed_model"] == "ptq-w8a8"
+    assert (summary["qat"], summary["ptq"]) == (0.55, 0.61)

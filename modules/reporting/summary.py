@@ -1,7 +1,8 @@
 """RUN/report.json: the run's headline figures in one machine-readable file (both tasks).
 
     {"task": "classify" | "detect", "metric": "mean_f1" | "map50",
-     "headline": {"fp32": x, "quantized": y, "hardware": z},
+     "headline": {"fp32": x, "quantized": y, "hardware": z},  # quantized: the deployed model
+     "deployed_model": kind, "qat": x, "ptq": x,
      "stages_identical": true | false, "fps_estimate": n, "fits": true | false,
      "wall_s": {"01": s, ...}}
 
@@ -56,14 +57,18 @@ def stages_identical(paths):
 def run_summary(paths, task, wall_s):
     metric = METRICS[task]
     handoff = _json(paths.handoff) or {}
+    deployed = _json(paths.deployed_model) or {}  # 02's choice: the model 03-05 compile
     return {
         "task": task,
         "metric": metric,
         "headline": {
             "fp32": test_metric(paths, "fp32", metric),
-            "quantized": test_metric(paths, "brevitas-*", metric),
+            "quantized": test_metric(paths, deployed.get("kind", "brevitas-*"), metric),
             "hardware": table_value(paths, "03_hardware_metrics", metric),
         },
+        "deployed_model": deployed.get("kind"),
+        "qat": test_metric(paths, "brevitas-*", metric),
+        "ptq": test_metric(paths, "ptq-*", metric),
         "stages_identical": stages_identical(paths),
         "fps_estimate": _number(handoff.get("fps")),
         "fits": handoff.get("fits"),

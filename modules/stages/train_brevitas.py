@@ -147,12 +147,15 @@ def run_qat_training(cfg):
 
 
 def deploy_choice(task, cfg, paths, data, qat_exports, ptq=None):
-    """Seed 004's gate picks the model notebooks 03-05 use: the PTQ model when its drop is
-    within MAX_PTQ_DROP (then exported and checked here like the QAT model), else the QAT
-    model. `ptq`: run_ptq's (model, gate, result), None when PTQ did not run. Saves and
-    returns the DeployedModel."""
+    """The model notebooks 03-05 use (config.DEPLOY_MODEL): by seed 004's gate the PTQ model
+    when its drop is within MAX_PTQ_DROP (then exported and checked here like the QAT model),
+    else the QAT model; or the one DEPLOY_MODEL names. `ptq`: run_ptq's (model, gate,
+    result), None when PTQ did not run. Saves and returns the DeployedModel."""
     gate = ptq[1] if ptq is not None else None
-    if gate is not None and gate.use_ptq:
+    if cfg.DEPLOY_MODEL == "ptq" and ptq is None:
+        raise ValueError("config.DEPLOY_MODEL = 'ptq' but PTQ did not run (no FP32 checkpoint)")
+    wanted = {"gate": gate is not None and gate.use_ptq, "ptq": True, "qat": False}
+    if wanted[cfg.DEPLOY_MODEL]:
         model, _, result = ptq
         bits = ptq_bit_widths(cfg)
         exports = task.export_quantized(cfg, model, paths, bits)
@@ -161,6 +164,7 @@ def deploy_choice(task, cfg, paths, data, qat_exports, ptq=None):
     else:
         bits, kind = bit_widths(cfg), train_fp32.model_kind(cfg)
         choice, qonnx = "qat", qat_exports["deploy"]
-    deployed = DeployedModel(choice, kind, bits, paths.checkpoint(kind), qonnx, gate_reason(gate))
+    reason = gate_reason(gate) + f" (DEPLOY_MODEL = {cfg.DEPLOY_MODEL!r})"
+    deployed = DeployedModel(choice, kind, bits, paths.checkpoint(kind), qonnx, reason)
     deployed.save(paths.deployed_model)
     return deployed
