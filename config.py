@@ -186,6 +186,9 @@ PROFILES = {
         "DET_OPTIMIZER": "adam",
         "DET_LEARNING_RATE": 3e-3,
         "DET_WARMUP_EPOCHS": 1.0,
+        # PTQ W8A8 passes the gate (mAP +1.3 %), but its QONNX head is not bit-exact with
+        # Brevitas (one head step on 4 of 32 images), so 02 would stop: deploy the QAT model
+        "DEPLOY_MODEL": "qat",
     },
     "tiny": {
         "RUN_NAME": "tiny",
