@@ -180,12 +180,13 @@ PROFILES = {
         "IMG_SIZE": 128,
         "DS_LEN": None,  # all 1200 training images: 400 did not generalise in the time
         "EPOCHS": 20,
-        "QAT_EPOCHS": 3,
+        "QAT_EPOCHS": 8,  # 3 left QAT 4.7 points under FP32; 8 end above it
         "BATCH_SIZE": 32,
         # from scratch in ~750 steps Adam reached test mAP@0.5 0.65 where SGD lr 0.02 got 0.53
         "DET_OPTIMIZER": "adam",
         "DET_LEARNING_RATE": 3e-3,
         "DET_WARMUP_EPOCHS": 1.0,
+        "MIN_TEST_MAP50": 0.55,  # measured: FP32 0.60, QAT W4A4 0.64
         # PTQ W8A8 passes the gate (mAP +1.3 %), but its QONNX head is not bit-exact with
         # Brevitas (one head step on 4 of 32 images), so 02 would stop: deploy the QAT model
         "DEPLOY_MODEL": "qat",
