@@ -108,8 +108,7 @@ def evaluate_detector(model, loader, loss_fn, settings, classes, desc="eval", pl
         total, count = total + loss.item() * len(images), count + len(images)
         detections += detect(head.float().cpu().numpy(), settings)
         truths += split_targets(targets.cpu(), len(images))
-    sizes = [(settings.img_size, settings.img_size)] * len(truths)
-    metrics = coco_metrics(truths, detections, sizes, classes)
+    metrics = coco_metrics(truths, detections, _sizes(settings, truths), classes)
     loss = total / max(count, 1)
     return DetectEvalResult(loss, metrics.as_dict(), detections, truths, metrics)
 
@@ -399,8 +398,7 @@ class DetectTask(Task):
         outputs = accelerator.run(images)
         heads = accelerator.model_outputs(outputs)
         settings = eval_settings(cfg, model_anchors(finn_model))
-        metrics = coco_metrics(truth, detect(heads, settings), _sizes(settings, truth),
-                               cfg.CLASSES)  # fmt: skip
+        metrics = decoded_metrics(heads, truth, settings, cfg.CLASSES)
         plots = [paths.plot("05_pr.png"), paths.plot("05_predictions.png")]
         plot_detection_pr(metrics, plots[0])
         shown = np.linspace(0, len(images) - 1, min(8, len(images))).round().astype(int)
@@ -417,9 +415,13 @@ def _sizes(settings, truth):
     return [(settings.img_size, settings.img_size)] * len(truth)
 
 
+def decoded_metrics(heads, truth, settings, classes):
+    """COCO metrics of head tensors decoded by the host's `detect`."""
+    return coco_metrics(truth, detect(heads, settings), _sizes(settings, truth), classes)
+
+
 def head_map(heads, truth, settings, classes):
-    """COCO metrics (dict) of head tensors decoded by the host's `detect`."""
-    return coco_metrics(truth, detect(heads, settings), _sizes(settings, truth), classes).as_dict()
+    return decoded_metrics(heads, truth, settings, classes).as_dict()
 
 
 def identical_percent(a, b):
