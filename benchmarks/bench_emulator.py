@@ -17,23 +17,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_designs import calibrated_model, compare  # noqa: E402
+
 import config  # noqa: E402
 from modules.dataflow import flow as finn_flow  # noqa: E402
-from modules.hardware.emulator import Emulator  # noqa: E402
-from modules.quantization.equivalence import onnx_stage  # noqa: E402
 from modules.quantization.export import export_qonnx_model  # noqa: E402
 
 PART = "xc7z020clg400-1"
 
 
 def classifier(size):
-    from bench_finn import calibrated_model
-
     return calibrated_model(size)
 
 
@@ -67,26 +64,6 @@ def hw_graph(name, build, size, work):
         finn_flow.run_flow(clean, out, PART)
         print(f"{name}: compiled in {time.perf_counter() - started:.0f} s ({out})")
     return ModelWrapper(str(path))
-
-
-def compare(name, graph, size, onnx_images, emulator_images):
-    images = np.random.default_rng(0).integers(0, 256, (emulator_images, 3, size, size))
-    images = images.astype(np.float32)
-    emulator = Emulator(graph)
-    emulator(images[:2])  # warm-up: first touch of the weight tables
-    started = time.perf_counter()
-    reference = onnx_stage(graph)(images[:onnx_images])
-    onnx_ms = (time.perf_counter() - started) / onnx_images * 1e3
-    started = time.perf_counter()
-    emulated = emulator(images)
-    emulator_ms = (time.perf_counter() - started) / emulator_images * 1e3
-    identical = np.array_equal(emulated[:onnx_images].reshape(reference.shape), reference)
-    print(
-        f"{name:<22} {size:>4}x{size:<4} execute_onnx {onnx_ms:9.1f} ms/image ({onnx_images})  "
-        f"emulator {emulator_ms:7.2f} ms/image ({emulator_images})  "
-        f"identical {identical}  ratio {onnx_ms / emulator_ms:6.0f}x"
-    )
-    return onnx_ms / emulator_ms, identical
 
 
 def main():

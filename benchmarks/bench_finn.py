@@ -18,30 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from bench_emulator import compare
-from torch import nn
+from bench_designs import calibrated_model, compare
 
 import config
 from modules.dataflow import flow as finn_flow
 from modules.hardware import estimates as finn_estimates
-from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.export import export_qonnx_model
-
-
-def calibrated_model(size, steps=4, batch=8):
-    torch.manual_seed(0)
-    model = build_quant_model(
-        config.MODEL, len(config.CLASSES), config.WIDTH_MULT, BitWidths(), True
-    )
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = None  # cumulative statistics over the calibration passes
-    model.train()
-    with torch.no_grad():
-        for _ in range(steps):
-            model(torch.randint(0, 256, (batch, 3, size, size)).float())
-    return model.eval()
 
 
 def search(generic, budget):

@@ -81,12 +81,10 @@ def choice(options, case_insensitive=False):
     return rule
 
 
-def key_names(value):
-    """A list of config key names (the resume override flag)."""
-    import config
-
+def key_names(value, values):
+    """A list of config key names (the resume override flag); `values` holds every key."""
     ok = isinstance(value, list | tuple) and all(isinstance(name, str) for name in value)
-    unknown = sorted(set(value) - set(config.snapshot())) if ok else []
+    unknown = sorted(set(value) - set(values)) if ok else []
     if not ok or unknown:
         return f"a list of config key names{f'; unknown: {unknown}' if unknown else ''}"
     return None
@@ -127,7 +125,6 @@ RULES = {
     "WIDTH_MULT": number(0, low_open=True),
     "BREVITAS_MODEL": boolean,
     "LOAD_MODEL": boolean,
-    "RESUME_ALLOW_CHANGES": key_names,
     "SEED": integer(0),
     "OPTIMIZER": choice(_optimizers, case_insensitive=True),
     "LEARNING_RATE": number(0, low_open=True),
@@ -178,13 +175,17 @@ def board_rule(value, values):
     return None if value in parts else f"one of BOARD_PARTS {sorted(parts)}"
 
 
+# rules that read other keys: the board's part table, the names of every key
+RULES_WITH_CONTEXT = {"BOARD": board_rule, "RESUME_ALLOW_CHANGES": key_names}
+
+
 def problems(values):
     """'KEY = value: expected ...' for every value that breaks its rule."""
     found = []
     for key, value in values.items():
         rule = RULES.get(key)
-        if key == "BOARD":
-            expected = board_rule(value, values)
+        if key in RULES_WITH_CONTEXT:
+            expected = RULES_WITH_CONTEXT[key](value, values)
         else:
             expected = rule(value) if rule is not None else None
         if expected is not None:

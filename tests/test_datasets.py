@@ -18,6 +18,7 @@ from modules.data.yolo_labels import (
 )
 from modules.run_paths import RunPaths
 from modules.stages.train_fp32 import prepare_data
+from modules.tasks.classify import ClassifyTask
 
 CLASSES = ["smoke", "fire"]
 DFIRE_IDS = {0: "smoke", 1: "fire"}
@@ -427,7 +428,9 @@ def test_prepare_data_lists_every_skipped_file_in_the_run_folder(tmp_path):
     make_dfire(tmp_path / "dfire")
     make_plain_dfire(tmp_path / "dfire", "test", 4)
     paths = RunPaths(tmp_path / "run")
-    data = prepare_data(make_cfg(tmp_path, IMG_SIZE=16, AUGMENT=False, SEED=0), paths)
+    data = prepare_data(
+        ClassifyTask(), make_cfg(tmp_path, IMG_SIZE=16, AUGMENT=False, SEED=0), paths
+    )
     listed = pd.read_csv(paths.data_skips)
     assert len(listed) == sum(part.report.n_skipped for part in data.values()) == 12
     assert set(listed["set"]) == {"D-Fire train"}

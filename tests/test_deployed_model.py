@@ -15,6 +15,7 @@ from modules.quantization.ptq import PtqGate, calibrate, ptq_bit_widths, ptq_kin
 from modules.run_paths import run_paths
 from modules.stages import train_brevitas, train_fp32
 from modules.tasks.classify import ClassifyTask
+from modules.tasks.classify.data import stack_dataset
 from modules.training.checkpoints import save_checkpoint
 
 
@@ -31,7 +32,7 @@ def classifier_run(tiny_dirs):
     paths = run_paths(cfg).ensure()
     task = ClassifyTask()
     data = task.prepare_data(cfg)
-    images, _ = train_brevitas.stack_dataset(data["train"].dataset, 16)
+    images, _ = stack_dataset(data["train"].dataset, 16)
     models = {}
     for kind, bits in ((train_fp32.model_kind(cfg), BitWidths.from_config(cfg)),
                        (ptq_kind(cfg), ptq_bit_widths(cfg))):  # fmt: skip
@@ -78,7 +79,7 @@ def test_ptq_within_the_drop_is_exported_and_deployed(classifier_run):
     assert any(key.endswith(".bias") for key in set(ptq[0].state_dict()) - fresh)
     loaded, model = load_deployed_model(run.task, run.cfg, run.paths)
     assert loaded == deployed
-    images, _ = train_brevitas.stack_dataset(run.data["test"].dataset, 4)
+    images, _ = stack_dataset(run.data["test"].dataset, 4)
     expected = outputs_of(run.models[ptq_kind(run.cfg)], images)
     assert (outputs_of(model, images) == expected).all()
 
@@ -93,7 +94,7 @@ def test_ptq_over_the_drop_leaves_the_qat_model(classifier_run):
     assert deployed.qonnx == run.qat_exports["deploy"]
     assert "exceeds MAX_PTQ_DROP" in deployed.reason
     _, model = load_deployed_model(run.task, run.cfg, run.paths)
-    images, _ = train_brevitas.stack_dataset(run.data["test"].dataset, 4)
+    images, _ = stack_dataset(run.data["test"].dataset, 4)
     assert (outputs_of(model, images) == outputs_of(run.models[qat_kind], images)).all()
 
 

@@ -9,9 +9,9 @@ from standin_detector import StandIn
 
 import config
 from modules.run_paths import run_paths
-from modules.tasks.base import task_for
 from modules.tasks.classify import ClassifyTask
 from modules.tasks.detect import DetectTask, WarmupLinear, detector_optimizer, model_anchors
+from modules.tasks.registry import task_for
 from modules.training.checkpoints import load_checkpoint
 
 

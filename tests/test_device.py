@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from modules.run_paths import run_paths
-from modules.stages import train_fp32
+from modules.tasks.classify import data as classify_data
+from modules.tasks.classify import model as classify_model
+from modules.tasks.classify import training as classify_training
 from modules.training import device as dev
 from modules.training.distributed import World, check_shardable
 
@@ -83,22 +85,22 @@ def test_world_larger_than_dataset_or_uneven_batch_is_refused():
 
 def test_trainer_refuses_cuda_when_absent(tiny_cfg, no_cuda):
     tiny_cfg.DEVICE = "cuda"
-    data = train_fp32.prepare_data(tiny_cfg)
-    model = train_fp32.build_fp32_model(tiny_cfg)
+    data = classify_data.prepare_data(tiny_cfg)
+    model = classify_model.build_fp32_model(tiny_cfg)
     with pytest.raises(RuntimeError, match="config.DEVICE = 'cuda'"):
-        train_fp32.make_trainer(tiny_cfg, model, data, run_paths(tiny_cfg), "fp32")
+        classify_training.make_trainer(tiny_cfg, model, data, run_paths(tiny_cfg), "fp32")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_one_epoch_on_the_gpu_with_amp(tiny_cfg):
     tiny_cfg.DEVICE, tiny_cfg.AMP, tiny_cfg.EPOCHS, tiny_cfg.RUN_NAME = "cuda", True, 1, "gpu"
     paths = run_paths(tiny_cfg).ensure()
-    data = train_fp32.prepare_data(tiny_cfg)
-    model = train_fp32.build_fp32_model(tiny_cfg)
-    trainer = train_fp32.make_trainer(tiny_cfg, model, data, paths, "fp32")
+    data = classify_data.prepare_data(tiny_cfg)
+    model = classify_model.build_fp32_model(tiny_cfg)
+    trainer = classify_training.make_trainer(tiny_cfg, model, data, paths, "fp32")
     assert trainer.place.device.type == "cuda" and trainer.place.precision.enabled
     history = trainer.fit()
     assert len(history) == 1 and history["train_loss"].notna().all()
     assert next(model.parameters()).device.type == "cpu"  # back for export and plots
-    result, _ = train_fp32.evaluate_on_test(tiny_cfg, model, data, paths, "fp32")
+    result, _ = classify_training.evaluate_on_test(tiny_cfg, model, data, paths, "fp32")
     assert 0.0 <= result.metrics["mean_f1"] <= 1.0

@@ -8,7 +8,8 @@ import torch
 
 import config
 from modules.run_paths import run_paths
-from modules.stages import train_brevitas, train_fp32
+from modules.stages import train_brevitas
+from modules.tasks.classify import model as classify_model
 from modules.training.checkpoints import save_checkpoint
 
 
@@ -22,7 +23,7 @@ def cfg(tiny_dirs, tmp_path):
 
 
 def _save_fp32(cfg, width_mult):
-    model = train_fp32.build_fp32_model(
+    model = classify_model.build_fp32_model(
         types.SimpleNamespace(**{**vars(cfg), "WIDTH_MULT": width_mult})
     )
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -33,7 +34,7 @@ def _save_fp32(cfg, width_mult):
 
 
 def _quant_model(cfg):
-    return train_fp32.build_configured_model(
+    return classify_model.build_configured_model(
         types.SimpleNamespace(**{**vars(cfg), "BREVITAS_MODEL": True})
     )
 

@@ -11,6 +11,7 @@ from modules.models.quant_layers import BitWidths, build_quant_model
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
 from modules.stages import train_fp32
+from modules.tasks.classify.model import build_configured_model
 from modules.training.loss import BCELoss
 
 SIZE = 32
@@ -119,7 +120,7 @@ def test_fp32_weights_load_by_name_into_quant_model(tmp_path):
 def test_bad_bit_widths_fail_in_config_validation(key, value, match):
     values = types.SimpleNamespace(**{**config.snapshot(), key: value, "BREVITAS_MODEL": True})
     with pytest.raises(ValueError, match=match):
-        train_fp32.build_configured_model(values)
+        build_configured_model(values)
 
 
 def test_checkpoint_kind_names_every_bit_width():

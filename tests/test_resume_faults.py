@@ -9,7 +9,9 @@ import torch
 
 import config
 from modules.run_paths import run_paths
-from modules.stages import train_fp32
+from modules.tasks.classify import data as classify_data
+from modules.tasks.classify import model as classify_model
+from modules.tasks.classify import training as classify_training
 from modules.training.distributed import World, train_sampler
 from modules.training.trainer import make_loader
 
@@ -37,9 +39,9 @@ def run(trained, tmp_path):
 
 def _trainer(cfg):
     paths = run_paths(cfg).ensure()
-    data = train_fp32.prepare_data(cfg)
-    model = train_fp32.build_fp32_model(cfg)
-    return train_fp32.make_trainer(cfg, model, data, paths, kind="fp32")
+    data = classify_data.prepare_data(cfg)
+    model = classify_model.build_fp32_model(cfg)
+    return classify_training.make_trainer(cfg, model, data, paths, kind="fp32")
 
 
 def test_log_emptied_by_a_kill_is_rebuilt_on_resume(run):

@@ -3,15 +3,17 @@ import pandas as pd
 import torch
 
 from modules.run_paths import run_paths
-from modules.stages import train_fp32
+from modules.tasks.classify import data as classify_data
+from modules.tasks.classify import model as classify_model
+from modules.tasks.classify import training as classify_training
 
 
 def _trainer(cfg, run_name):
     cfg.RUN_NAME = run_name
     paths = run_paths(cfg).ensure()
-    data = train_fp32.prepare_data(cfg)
-    model = train_fp32.build_fp32_model(cfg)
-    return train_fp32.make_trainer(cfg, model, data, paths, kind="fp32"), model
+    data = classify_data.prepare_data(cfg)
+    model = classify_model.build_fp32_model(cfg)
+    return classify_training.make_trainer(cfg, model, data, paths, kind="fp32"), model
 
 
 def test_resume_after_kill_ends_like_uninterrupted_run(tiny_cfg):

@@ -1,5 +1,6 @@
-"""`firesmoke train`: notebook 01 (fp32) or 02 (qat) from the command line, on one process or,
-under `torchrun --nproc_per_node=N --no-python firesmoke train ...`, on N data-parallel ranks."""
+"""`firesmoke train`: notebook 01 (fp32) or 02 (qat) of the configured task (config.TASK), on one
+process or, under `torchrun --nproc_per_node=N --no-python firesmoke train ...`, on N data-parallel
+ranks."""
 
 import time
 
@@ -38,9 +39,13 @@ def main(args):
     if args.json:
         print_json(summary)
     else:
+        metric = summary["metric"]
         print(
-            f"{summary['kind']}: {summary['epochs']} epochs on {summary['world_size']} process(es) "
-            f"in {summary['wall_s']} s, test mean F1 {summary['test_metrics']['mean_f1']:.4f}, "
-            f"best checkpoint {summary['best_checkpoint']}"
+            f"{summary['task']} {summary['kind']}: {summary['epochs']} epochs on "
+            f"{summary['world_size']} process(es) in {summary['wall_s']} s, test {metric} "
+            f"{summary['test_metrics'][metric]:.4f}, best checkpoint {summary['best_checkpoint']}"
         )
+        if "deployed" in summary:
+            deployed = summary["deployed"]
+            print(f"notebooks 03-05 use the {deployed['choice']} model: {deployed['reason']}")
     return 0

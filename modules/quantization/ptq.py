@@ -16,8 +16,7 @@ import torch
 from brevitas.graph.calibrate import bias_correction_mode, calibration_mode
 
 from modules.models.quant_layers import BitWidths
-from modules.stages.train_fp32 import init_from_fp32
-from modules.training.checkpoints import save_checkpoint
+from modules.training.checkpoints import init_from_fp32, save_checkpoint
 
 
 def ptq_bit_widths(cfg):

@@ -17,7 +17,7 @@ from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check
 from modules.hardware import estimates as finn_estimates
 from modules.hardware.emulator import Emulator
-from modules.stages.train_fp32 import load_weights
+from modules.training.checkpoints import load_weights
 
 
 def quiet_finn_logs():

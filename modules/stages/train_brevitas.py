@@ -1,24 +1,18 @@
-"""Notebook 02's steps: bit widths, FP32 initialisation, the bipolar head check, export, and
-the QONNX-vs-Brevitas equivalence check."""
+"""Notebook 02's sequence for either task: bit widths, FP32 initialisation, PTQ and its gate,
+QAT, test evaluation, export, the export checks and the deployed-model record for 03-05, over
+the task interface. `firesmoke train --stage qat` runs the same steps."""
 
-from dataclasses import dataclass
-
-import numpy as np
 import pandas as pd
-import torch
 
-from modules.board.decisions import agreement_percent, decide
-from modules.models.quant_layers import BitWidths, build_quant_model
+from modules.models.quant_layers import BitWidths
 from modules.quantization.deployed import DeployedModel, gate_reason
-from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
-from modules.quantization.export import export_qonnx_model
-from modules.quantization.ptq import load_corrected_state, ptq_bit_widths, ptq_kind
-from modules.reporting.plots import plot_training_curves
+from modules.quantization.ptq import ptq_bit_widths, ptq_kind, run_ptq
 from modules.reporting.report import save_table
 from modules.run_paths import run_paths
-from modules.stages import train_fp32
+from modules.stages.train_fp32 import model_kind, prepare_data, training_summary
+from modules.tasks.registry import task_for
+from modules.training.checkpoints import init_from_fp32
 from modules.training.distributed import current_world, main_process_first
-from modules.training.metrics import classification_metrics
 
 
 def bit_widths(cfg):
@@ -38,7 +32,7 @@ def initialise_from_fp32(cfg, model, paths):
             f"(config.QAT_INIT_FROM_FP32). Run notebook 01 with RUN_NAME = {cfg.RUN_NAME!r} "
             "first, or set QAT_INIT_FROM_FP32 = False to train from random initialisation"
         )
-    report = train_fp32.init_from_fp32(model, source, cfg.QAT_INIT_ALLOW_PARTIAL)
+    report = init_from_fp32(model, source, cfg.QAT_INIT_ALLOW_PARTIAL)
     return pd.Series(
         {
             "initialised from": str(source),
@@ -49,101 +43,42 @@ def initialise_from_fp32(cfg, model, paths):
     )
 
 
-def bipolar_model(cfg, model, bits=None):
-    """The same weights with the bipolar output quantizer appended (for FINN deployment);
-    `bits` of the model (config's when None)."""
-    torch.manual_seed(cfg.SEED)
-    bits = bits or bit_widths(cfg)
-    head = build_quant_model(cfg.MODEL, len(cfg.CLASSES), cfg.WIDTH_MULT, bits, True)
-    return load_corrected_state(head, model.state_dict()).eval()
-
-
-@dataclass
-class BipolarCheck:
-    agreement: float  # % of test images whose [smoke, fire] decisions are identical
-    metrics_with_head: dict
-    summary: pd.DataFrame
-
-
-def bipolar_check(cfg, model, data, bits=None):
-    """Decisions of the bipolar head vs `logit >= 0` of the model without it, on the test set."""
-    head = bipolar_model(cfg, model, bits)
-    images, targets = stack_dataset(data["test"].dataset)
-    logits = torch_stage(model)(images)
-    signs = torch_stage(head)(images)
-    if not np.isin(signs, (-1.0, 1.0)).all():
-        raise AssertionError("the bipolar head produced values other than -1/+1")
-    with_head, without = decide(signs), decide(logits)
-    agreement = agreement_percent(with_head, without)
-    metrics = classification_metrics(targets, with_head, cfg.CLASSES)
-    summary = pd.DataFrame(
-        {
-            "logits >= 0": classification_metrics(targets, without, cfg.CLASSES),
-            "bipolar head": metrics,
-        }
-    )
-    summary.loc["decision agreement %"] = [100.0, agreement]
-    return BipolarCheck(agreement, metrics, summary)
-
-
-def stack_dataset(dataset, limit=None):
-    """Un-augmented images (N,3,H,W float 0..255) and targets of a dataset."""
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    pairs = [dataset[i] for i in range(count)]
-    images = torch.stack([p[0] for p in pairs]).numpy()
-    targets = torch.stack([p[1] for p in pairs]).numpy()
-    return images, targets
-
-
-def export_all(cfg, model, paths, bits=None):
-    """QONNX of the model with and without the bipolar head, stage-named in the onnx folder;
-    `bits` of the model (config's when None)."""
-    bits = bits or bit_widths(cfg)
-    files = {}
-    for name, net in (("logits", model), ("bipolar", bipolar_model(cfg, model, bits))):
-        raw, clean = paths.qonnx(bits.tag, name, cleaned=False), paths.qonnx(bits.tag, name)
-        export_qonnx_model(net, cfg.IMG_SIZE, raw, clean)
-        files[f"qonnx_{name}"], files[f"qonnx_{name}_clean"] = raw, clean
-    return files
-
-
-def check_exports(cfg, model, dataset, exports, bits=None):
-    """qonnx execution vs Brevitas on config.EQUIVALENCE_IMAGES test images."""
-    images, _ = stack_dataset(dataset, cfg.EQUIVALENCE_IMAGES)
-    stages = {
-        "brevitas logits": torch_stage(model),
-        "qonnx logits": onnx_stage(exports["qonnx_logits_clean"]),
-        "brevitas bipolar": (torch_stage(bipolar_model(cfg, model, bits)), "qonnx logits"),
-        "qonnx bipolar": onnx_stage(exports["qonnx_bipolar_clean"]),
-    }
-    table, _ = equivalence_table(stages, images)
-    return table
+def ptq_if_possible(task, cfg, data, paths):
+    """PTQ of notebook 01's FP32 checkpoint with seed 004's gate, saved as 02_ptq_gate; None
+    when there is no FP32 checkpoint (then QAT is deployed)."""
+    if not paths.checkpoint("fp32").is_file():
+        print(f"PTQ skipped: no {paths.checkpoint('fp32')} (run notebook 01 first)")
+        return None
+    ptq = run_ptq(task, cfg, data, paths)  # (model, gate, test result)
+    save_table(paths, "02_ptq_gate", pd.Series(ptq[1].as_dict()))
+    return ptq
 
 
 def run_qat_training(cfg):
     """Notebook 02's steps in order, for `firesmoke train --stage qat` (and torchrun); needs
-    cfg.BREVITAS_MODEL. Every rank trains; rank 0 alone evaluates, checks and exports."""
+    cfg.BREVITAS_MODEL. Every rank trains; rank 0 alone runs PTQ, evaluates, exports, checks
+    and writes the deployed-model record that notebook 03 reads."""
     if not cfg.BREVITAS_MODEL:
         raise ValueError("QAT trains the Brevitas model: set config.BREVITAS_MODEL = True")
-    paths = run_paths(cfg)
+    task, paths, kind = task_for(cfg), run_paths(cfg), model_kind(cfg)
     with main_process_first():
         paths.ensure()
-    kind = train_fp32.model_kind(cfg)
-    data = train_fp32.prepare_data(cfg)
-    model = train_fp32.build_configured_model(cfg)
+    data = prepare_data(task, cfg, paths)
+    model = task.build_model(cfg)
     init = initialise_from_fp32(cfg, model, paths)
-    trainer = train_fp32.make_trainer(cfg, model, data, paths, kind=kind)
-    history = trainer.fit(cfg.QAT_EPOCHS or cfg.EPOCHS)
+    epochs = cfg.QAT_EPOCHS or cfg.EPOCHS
+    trainer = task.make_trainer(cfg, model, data, paths, kind, epochs)
+    history = trainer.fit(epochs)
     if not current_world().is_main:
         return None
     save_table(paths, "02_fp32_initialisation", init)
-    plot_training_curves(history, cfg.CLASSES, paths.plot(f"{kind}_curves.png"))
-    result, _ = train_fp32.evaluate_on_test(cfg, model, data, paths, kind, trainer.best_path)
-    save_table(paths, "02_bipolar_head_check", bipolar_check(cfg, model, data).summary)
-    exports = export_all(cfg, model, paths)
-    equivalence = check_exports(cfg, model, data["test"].dataset, exports)
-    save_table(paths, "02_qonnx_equivalence", equivalence)
-    return train_fp32.training_summary(trainer, history, result)
+    ptq = ptq_if_possible(task, cfg, data, paths)  # independent of QAT: its own seeded model
+    task.plot_curves(cfg, history, paths.plot(f"{kind}_curves.png"))
+    result, _ = task.evaluate_on_test(cfg, model, data, paths, kind, trainer.best_path)
+    exports = task.export_quantized(cfg, model, paths)
+    task.verify_quantized(cfg, model, data, paths, result, exports)
+    deployed = deploy_choice(task, cfg, paths, data, exports, ptq)
+    return {**training_summary(task, trainer, history, result), "deployed": deployed.as_dict()}
 
 
 def deploy_choice(task, cfg, paths, data, qat_exports, ptq=None):
@@ -162,7 +97,7 @@ def deploy_choice(task, cfg, paths, data, qat_exports, ptq=None):
         task.verify_quantized(cfg, model, data, paths, result, exports, bits)
         choice, kind, qonnx = "ptq", ptq_kind(cfg), exports["deploy"]
     else:
-        bits, kind = bit_widths(cfg), train_fp32.model_kind(cfg)
+        bits, kind = bit_widths(cfg), model_kind(cfg)
         choice, qonnx = "qat", qat_exports["deploy"]
     reason = gate_reason(gate) + f" (DEPLOY_MODEL = {cfg.DEPLOY_MODEL!r})"
     deployed = DeployedModel(choice, kind, bits, paths.checkpoint(kind), qonnx, reason)

@@ -1,6 +1,6 @@
-"""One small interface over what differs between the tasks; notebooks call it, never branch.
+"""One small interface over what differs between the tasks; stages call it, never branch.
 
-task = task_for(config)                   # ClassifyTask or DetectTask from config.TASK
+task = task_for(config)                   # ClassifyTask or DetectTask (modules/tasks/registry.py)
 data = task.prepare_data(config)          # split -> SplitData(dataset, report)
 model = task.build_model(config)          # the FP32 model
 trainer = task.make_trainer(config, model, data, paths, kind)
@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-TASKS = ("classify", "detect")
+
+@dataclass
+class SplitData:
+    dataset: object  # a torch Dataset of the split (FireSmokeDataset, DetectionDataset)
+    report: object  # what was kept and skipped (modules/data/datasets.py LoadReport)
 
 
 @dataclass
@@ -33,8 +37,8 @@ class Task(ABC):
     metric_label: str  # how the notebooks print it
 
     @abstractmethod
-    def prepare_data(self, cfg, paths=None):
-        """split -> SplitData; with `paths`, skipped files go to the run's data_skips CSV."""
+    def prepare_data(self, cfg):
+        """split -> SplitData (demo data generated on first use)."""
 
     @abstractmethod
     def build_model(self, cfg):
@@ -98,16 +102,3 @@ class Task(ABC):
     @abstractmethod
     def metric_floor(self, cfg):
         """The value the test metric must reach (config), or None."""
-
-
-def task_for(cfg):
-    """The task config.TASK names."""
-    if cfg.TASK == "classify":
-        from modules.tasks.classify import ClassifyTask
-
-        return ClassifyTask()
-    if cfg.TASK == "detect":
-        from modules.tasks.detect import DetectTask
-
-        return DetectTask()
-    raise ValueError(f"config.TASK = {cfg.TASK!r}; choose one of {list(TASKS)}")

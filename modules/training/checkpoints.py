@@ -153,3 +153,37 @@ def load_checkpoint(path, expected_kind=None):
             "point config.LOAD_MODEL_FILE at a matching checkpoint or set LOAD_MODEL = False"
         )
     return checkpoint
+
+
+def load_weights(model, checkpoint_path, kind):
+    """Load a checkpoint's weights after checking it holds this kind of model."""
+    model.load_state_dict(load_checkpoint(checkpoint_path, expected_kind=kind)["model"])
+    return model.eval()
+
+
+def init_from_fp32(model, checkpoint_path, allow_partial=False):
+    """Copy FP32 weights into the quantized model by parameter name; returns what matched and
+    what did not (quantizer-only tensors stay at their initial values). FP32 tensors that find
+    no tensor of their name and shape (another MODEL or WIDTH_MULT) are an error unless
+    `allow_partial` (config.QAT_INIT_ALLOW_PARTIAL)."""
+    fp32 = load_checkpoint(checkpoint_path, expected_kind="fp32")["model"]
+    own = model.state_dict()
+    copied = {k: v for k, v in fp32.items() if k in own and own[k].shape == v.shape}
+    unused = sorted(set(fp32) - set(copied))
+    if unused and not allow_partial:
+        shown = ", ".join(
+            f"{k} {tuple(fp32[k].shape)} vs {tuple(own[k].shape) if k in own else 'absent'}"
+            for k in unused[:3]
+        )
+        raise ValueError(
+            f"{checkpoint_path} does not fit this model: {len(unused)} of {len(fp32)} FP32 "
+            f"tensors have no match ({shown}, ...); was it trained with another MODEL or "
+            "WIDTH_MULT? Retrain FP32 with these settings, set QAT_INIT_FROM_FP32 = False, or "
+            "QAT_INIT_ALLOW_PARTIAL = True to copy only the tensors that fit"
+        )
+    model.load_state_dict(copied, strict=False)
+    return {
+        "copied": sorted(copied),
+        "fp32_only": unused,
+        "left_at_init": sorted(set(own) - set(copied)),
+    }

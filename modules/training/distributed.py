@@ -116,6 +116,19 @@ def gather_rows(array, world):
     return out
 
 
+def gather_objects(items, world):
+    """Reassemble a strided shard's per-image Python objects (a list) from every rank in
+    dataset order; every rank gets the whole list."""
+    if not world.distributed:
+        return items
+    parts = [None] * world.size
+    dist.all_gather_object(parts, list(items))
+    out = [None] * sum(len(part) for part in parts)
+    for rank, part in enumerate(parts):
+        out[rank :: world.size] = part
+    return out
+
+
 def sum_over_ranks(values, device, world):
     """Element-wise sum of a list of numbers over the ranks of `world`."""
     if not world.distributed:

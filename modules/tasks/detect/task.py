@@ -1,22 +1,20 @@
 """The detection task: boxes, anchors, YOLOv5 loss and schedule, COCO mAP, box plots.
 
-The model is the Darknet detector (modules/models/darknet.py) cut before the Detect decode; its
-anchors are fitted on the training boxes and stored as a buffer on the model, so every
-checkpoint carries the anchors its head was trained with.
+The model is the Darknet detector (model.py) cut before the Detect decode; its anchors are
+fitted on the training boxes and stored as a buffer on the model (settings.py), so every
+checkpoint carries the anchors its head was trained with. Training and evaluation: training.py.
 """
 
 import dataclasses
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from modules.board.detect import DetectSettings, detect, detect_raw
+from modules.board.detect import detect, detect_raw
 from modules.data.boxes import BoxAugmentation, DetectionDataset, collate_boxes
-from modules.data.datasets import build_split
+from modules.data.datasets import SPLITS, build_split
 from modules.hardware.detector_fit import weight_fit
 from modules.hardware.estimates import part_for_board
 from modules.models.quant_layers import BitWidths
@@ -29,134 +27,24 @@ from modules.reporting.detection_plots import (
     plot_detection_pr,
 )
 from modules.reporting.report import save_table
-from modules.stages.train_fp32 import SPLITS, SplitData, write_skip_list
-from modules.tasks.base import AcceleratorResults, Task
-from modules.training.anchors import fit_anchors
+from modules.tasks.base import AcceleratorResults, SplitData, Task
+from modules.tasks.detect.metrics import decoded_metrics, head_map, identical_percent
+from modules.tasks.detect.model import build_darknet_detector, head_layout
+from modules.tasks.detect.settings import (
+    attach_anchors,
+    display_settings,
+    eval_settings,
+    fitted_anchors,
+    model_anchors,
+)
+from modules.tasks.detect.training import (
+    DetectLoop,
+    detection_loss,
+    evaluate_detector,
+)
 from modules.training.checkpoints import load_checkpoint
-from modules.training.detection_metrics import coco_metrics
 from modules.training.device import loader_workers
-from modules.training.trainer import CPU, OPTIMIZERS, Trainer, make_loader, to_device
-from modules.training.yolo_loss import YoloLoss
-
-ANCHOR_BUFFER = "anchors"
-
-
-def detector_optimizer(model, name, lr, momentum, weight_decay):
-    """SGD (Nesterov) or Adam with YOLOv5's groups: decay on conv/linear weights only.
-
-    Adam takes `momentum` as beta1, as YOLOv5's --optimizer Adam does.
-    """
-    decay, no_decay = [], []
-    for module in model.modules():
-        for param_name, param in module.named_parameters(recurse=False):
-            is_norm = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
-            (decay if param_name == "weight" and not is_norm else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0}]  # fmt: skip
-    if name.lower() == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=(momentum, 0.999))
-    if name.lower() == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
-    raise ValueError(f"config.DET_OPTIMIZER = {name!r}; choose one of {OPTIMIZERS}")
-
-
-class WarmupLinear:
-    """LR factor per optimizer step: linear warm-up from 0, then linear decay to `final`.
-
-    A class, not a lambda, so LambdaLR's state_dict stores it and a resumed run continues it.
-    """
-
-    def __init__(self, steps_per_epoch, epochs, warmup_epochs, final):
-        self.steps_per_epoch, self.epochs = max(int(steps_per_epoch), 1), max(int(epochs), 1)
-        self.warmup_steps = max(round(warmup_epochs * self.steps_per_epoch), 1)
-        self.final = final
-
-    def __call__(self, step):
-        warm = min(1.0, (step + 1) / self.warmup_steps)
-        progress = min(step / (self.steps_per_epoch * self.epochs), 1.0)
-        return warm * ((1 - progress) * (1 - self.final) + self.final)
-
-
-@dataclass
-class DetectEvalResult:
-    loss: float
-    metrics: dict  # map50, map50_95, ap50_<class>
-    detections: list  # per image (D, 6) in model-input pixels
-    truths: list  # per image YOLO rows (class, cx, cy, w, h) normalised to the model input
-    coco: object  # DetectionMetrics: per-class AP and PR curves
-
-    @property
-    def targets(self):
-        """The ground truth per image (as the classifier's EvalResult.targets)."""
-        return self.truths
-
-
-def split_targets(targets, count):
-    """Collated targets (M, 6) -> per image YOLO rows (n_i, 5)."""
-    return [targets[targets[:, 0] == i, 1:].numpy() for i in range(count)]
-
-
-@torch.no_grad()
-def evaluate_detector(model, loader, loss_fn, settings, classes, desc="eval", place=CPU):
-    """Loss and COCO mAP of `model` over `loader`, decoded by the host's `detect`."""
-    model.eval()
-    total, count, detections, truths = 0.0, 0, [], []
-    for images, targets in tqdm(loader, desc=desc, leave=False):
-        images, targets = to_device(images, targets, place.device, place.channels_last)
-        head = model(images)
-        loss, _ = loss_fn(head, targets)
-        total, count = total + loss.item() * len(images), count + len(images)
-        detections += detect(head.float().cpu().numpy(), settings)
-        truths += split_targets(targets.cpu(), len(images))
-    metrics = coco_metrics(truths, detections, _sizes(settings, truths), classes)
-    loss = total / max(count, 1)
-    return DetectEvalResult(loss, metrics.as_dict(), detections, truths, metrics)
-
-
-class DetectLoop:
-    """The detector's part of the Trainer loop (see trainer.ClassifyLoop)."""
-
-    metric = "map50"
-    collate_fn = staticmethod(collate_boxes)
-    scheduler_per_batch = True
-
-    def __init__(self, cfg, anchors, epochs=None):
-        self.cfg, self.epochs = cfg, epochs or cfg.EPOCHS
-        self.settings = eval_settings(cfg, anchors)
-
-    def optimizer(self, model):
-        cfg = self.cfg
-        return detector_optimizer(
-            model, cfg.DET_OPTIMIZER, cfg.DET_LEARNING_RATE, cfg.DET_MOMENTUM,
-            cfg.DET_WEIGHT_DECAY,
-        )  # fmt: skip
-
-    def scheduler(self, optimizer, steps_per_epoch):
-        cfg = self.cfg
-        factor = WarmupLinear(
-            steps_per_epoch, self.epochs, cfg.DET_WARMUP_EPOCHS, cfg.DET_FINAL_LR_FRACTION
-        )
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-    def evaluate(self, model, loader, loss_fn, place=CPU):
-        classes = self.cfg.CLASSES
-        return evaluate_detector(model, loader, loss_fn, self.settings, classes, place=place)
-
-
-def eval_settings(cfg, anchors):
-    """Decode settings for mAP (low confidence: the whole PR curve)."""
-    anchors = tuple(map(tuple, np.asarray(anchors, dtype=float).tolist()))
-    return DetectSettings(
-        anchors, cfg.IMG_SIZE, cfg.DET_EVAL_CONF, cfg.DET_EVAL_IOU, cfg.DET_MAX_DETECTIONS
-    )
-
-
-def display_settings(cfg, anchors):
-    """Decode settings for drawn boxes and the board (seed 000: conf 0.25, NMS IoU 0.4)."""
-    anchors = tuple(map(tuple, np.asarray(anchors, dtype=float).tolist()))
-    return DetectSettings(
-        anchors, cfg.IMG_SIZE, cfg.DET_DISPLAY_CONF, cfg.DET_DISPLAY_IOU, cfg.DET_MAX_DETECTIONS
-    )
+from modules.training.trainer import Trainer, make_loader
 
 
 def detection_datasets(cfg, samples_by_split):
@@ -168,60 +56,6 @@ def detection_datasets(cfg, samples_by_split):
         )
         for split, samples in samples_by_split.items()
     }
-
-
-def fitted_anchors(cfg, train_samples, count):
-    """IoU k-means anchors at IMG_SIZE; prints the fit and its best possible recall."""
-    fit = fit_anchors(
-        train_samples, cfg.IMG_SIZE, count, cfg.DET_ANCHOR_SEED, cfg.DET_ANCHOR_THRESHOLD
-    )
-    print(fit)
-    return fit
-
-
-def attach_anchors(model, anchors):
-    """Store the anchors on the model (a buffer: saved in every checkpoint, not in the graph)."""
-    tensor = torch.as_tensor(np.asarray(anchors), dtype=torch.float32).reshape(-1, 2)
-    if ANCHOR_BUFFER in dict(model.named_buffers(recurse=False)):
-        getattr(model, ANCHOR_BUFFER).copy_(tensor)
-    else:
-        model.register_buffer(ANCHOR_BUFFER, tensor)
-    return model
-
-
-def model_anchors(model):
-    return getattr(model, ANCHOR_BUFFER).numpy().copy()
-
-
-def detection_loss(cfg, anchors):
-    return YoloLoss(
-        anchors, len(cfg.CLASSES), cfg.IMG_SIZE, cfg.DET_LOSS_GAINS, cfg.DET_ANCHOR_THRESHOLD
-    )
-
-
-def build_darknet_detector(cfg, bits=None):
-    """The Darknet detector of config.DETECTOR_CFG: FP32, or Brevitas with `bits`."""
-    from modules.models.darknet import build_detector
-    from modules.models.quant_layers import QuantLayers
-
-    torch.manual_seed(cfg.SEED)  # same initial weights for the same seed
-    layers = QuantLayers(bits) if bits is not None else None
-    model = build_detector(
-        cfg.DETECTOR_CFG, layers, cfg.DETECTOR_WIDTH_MULT, cfg.DARKNET_FINN_REPLACEMENTS
-    )
-    if cfg.DARKNET_WEIGHTS_FILE:
-        from modules.models.darknet_weights import load_darknet_weights
-
-        load_darknet_weights(model, cfg.DARKNET_WEIGHTS_FILE)
-    return model
-
-
-def head_layout(model):
-    """(anchors, classes) of a detector: its DetectorSpec, or plain attributes (test models)."""
-    spec = getattr(model, "spec", None)
-    if spec is not None:
-        return spec.num_anchors, spec.classes
-    return model.num_anchors, model.classes
 
 
 def batch_images(dataset, indices):
@@ -237,14 +71,11 @@ class DetectTask(Task):
         self.model_builder = model_builder or build_darknet_detector
         self.train_samples, self.anchor_fit = None, None
 
-    def prepare_data(self, cfg, paths=None):
+    def prepare_data(self, cfg):
         splits = {split: build_split(cfg, split) for split in SPLITS}
         self.train_samples = splits["train"][0]
         datasets = detection_datasets(cfg, {s: samples for s, (samples, _) in splits.items()})
-        data = {split: SplitData(datasets[split], splits[split][1]) for split in SPLITS}
-        if paths is not None:
-            write_skip_list(data, paths)
-        return data
+        return {split: SplitData(datasets[split], splits[split][1]) for split in SPLITS}
 
     def build_model(self, cfg):
         """FP32 detector (Brevitas when config.BREVITAS_MODEL), anchors fitted on the training
@@ -409,23 +240,3 @@ class DetectTask(Task):
         table = pd.DataFrame([row]).set_index("dataset")
         agreement = identical_percent(heads, torch_stage(finn_model)(images))
         return AcceleratorResults(table, agreement, images, plots)
-
-
-def _sizes(settings, truth):
-    return [(settings.img_size, settings.img_size)] * len(truth)
-
-
-def decoded_metrics(heads, truth, settings, classes):
-    """COCO metrics of head tensors decoded by the host's `detect`."""
-    return coco_metrics(truth, detect(heads, settings), _sizes(settings, truth), classes)
-
-
-def head_map(heads, truth, settings, classes):
-    return decoded_metrics(heads, truth, settings, classes).as_dict()
-
-
-def identical_percent(a, b):
-    """% of images whose tensors are exactly equal."""
-    a, b = np.asarray(a), np.asarray(b)
-    same = (a.reshape(len(a), -1) == b.reshape(len(b), -1)).all(axis=1)
-    return 100.0 * float(same.mean()) if len(same) else float("nan")
