@@ -77,7 +77,8 @@ def test_ptq_bit_widths_replace_only_hidden_layers():
 )
 def test_gate_follows_max_drop(fp32, ptq, use_ptq, drop):
     gate = PtqGate("map50", fp32, ptq, max_drop_percent=5.0)
-    assert gate.use_ptq is use_ptq and gate.as_dict()["choice"] == ("ptq" if use_ptq else "qat")
+    assert gate.use_ptq is use_ptq
+    assert gate.as_dict()["gate_verdict"] == ("ptq" if use_ptq else "qat")
     if drop is None:
         assert math.isnan(gate.drop_percent)
     else:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -77,3 +78,59 @@ def test_two_gloo_ranks_match_one_process_and_resume(tiny_dirs, tmp_path):
     ]
     for name, tensor in weights[0].items():
         torch.testing.assert_close(weights[1][name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def one_process_val_map(cfg_values, checkpoint):
+    """mAP@0.5 of a checkpoint on the val split, evaluated by this one process."""
+    import config
+    from modules.data.boxes import collate_boxes
+    from modules.tasks.detect import DetectTask, model_anchors
+    from modules.tasks.detect.settings import eval_settings
+    from modules.tasks.detect.training import detection_loss, evaluate_detector
+    from modules.training.checkpoints import load_weights
+    from modules.training.trainer import make_loader
+
+    try:
+        cfg = SimpleNamespace(**config.apply("tiny", **cfg_values))
+    finally:
+        config.apply()
+    task = DetectTask()
+    data = task.prepare_data(cfg)
+    model = load_weights(task.build_model(cfg), checkpoint, "fp32")
+    anchors = model_anchors(model)
+    loader = make_loader(data["val"].dataset, cfg.BATCH_SIZE, 0, collate_fn=collate_boxes)
+    settings = eval_settings(cfg, anchors)
+    result = evaluate_detector(model, loader, detection_loss(cfg, anchors), settings, cfg.CLASSES)
+    return result.metrics["map50"]
+
+
+@pytest.mark.slow
+def test_detector_trains_on_two_gloo_ranks_then_notebook_03_compiles_it(tiny_dirs, tmp_path):
+    from modules.pipeline import NOTEBOOK_DIR, run_notebook
+
+    runs = tmp_path / "detect"
+    detect = {"TASK": "detect", "IMG_SIZE": 64, "RUN_NAME": "tiny-detect"}
+    out_fp32 = train(tiny_dirs, runs, nproc=2, **detect)
+    out_qat = train(tiny_dirs, runs, nproc=2, stage="qat", **detect)
+
+    (fp32,), (qat,) = summaries(out_fp32), summaries(out_qat)  # rank 0 alone reports
+    assert fp32["task"] == qat["task"] == "detect" and fp32["world_size"] == 2
+    assert qat["deployed"]["choice"] in ("qat", "ptq")
+    run = runs / "tiny-detect"
+    files = run_files(run)
+    assert not [f for f in files if f.endswith(".tmp")]
+    for needed in ("weights/fp32_best.pt", "logs/02_ptq_gate.csv", "onnx/02_deployed_model.json",
+                   "deploy/detect_spec.json", "logs/fp32_log.csv"):  # fmt: skip
+        assert needed in files, needed
+
+    # the val mAP logged under DDP (every rank's detections in one COCOeval) is the mAP one
+    # process computes on the whole val split with the same weights
+    logged = pd.read_csv(run / "logs" / "fp32_log.csv")["val_map50"].iloc[-1]
+    values = {**tiny_dirs, "RUNS_DIR": str(runs), "EPOCHS": EPOCHS, **detect}
+    assert one_process_val_map(values, run / "weights" / "fp32_last.pt") == pytest.approx(
+        logged, abs=1e-9
+    )
+
+    notebook = NOTEBOOK_DIR / "03_finn_transform.ipynb"
+    executed = run_notebook(notebook, "tiny", values, tmp_path / "executed")
+    assert "03 ok" in executed.read_text()

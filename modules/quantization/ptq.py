@@ -102,7 +102,7 @@ class PtqGate:
     def as_dict(self):
         return {"metric": self.metric, "fp32": self.fp32, "ptq": self.ptq,
                 "drop_percent": self.drop_percent, "max_drop_percent": self.max_drop_percent,
-                "choice": self.choice}  # fmt: skip
+                "gate_verdict": self.choice}  # fmt: skip
 
     @property
     def use_ptq(self):

@@ -51,12 +51,40 @@ def _section(paths, title, table_patterns, plot_patterns):
     return lines
 
 
+def model_statement(paths, cfg):
+    """What the run trained: the classifier's architecture, or the detector's cfg and anchors."""
+    if cfg.TASK == "detect":
+        spec = _read_json(paths.detect_spec)
+        anchors = spec.get("anchors") if spec else None
+        shown = ", ".join(f"{w:.0f}x{h:.0f}" for w, h in anchors) if anchors else "not exported yet"
+        return (
+            f"detector cfg `{cfg.DETECTOR_CFG}` at width {cfg.DETECTOR_WIDTH_MULT}, "
+            f"{cfg.IMG_SIZE}x{cfg.IMG_SIZE} letterboxed input, anchors (px) {shown}"
+        )
+    return f"classifier `{cfg.MODEL}` at width {cfg.WIDTH_MULT}, {cfg.IMG_SIZE}px input"
+
+
+def deployed_statement(paths):
+    """Which quantized model notebooks 03-05 use, and why (02's deployed-model record)."""
+    deployed = _read_json(paths.deployed_model)
+    if not deployed:
+        return "Deployed model: not chosen yet (notebook 02 has not run)."
+    return (f"Deployed model (03-05): **{deployed['choice'].upper()}** `{deployed['kind']}`: "
+            f"{deployed['reason']}")  # fmt: skip
+
+
+def _read_json(path):
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def write_run_report(paths, cfg, title="Run report"):
     lines = [f"# {title}: `{paths.root}`", ""]
     lines += [
-        f"Profile values: dataset `{cfg.DATASET}`, image {cfg.IMG_SIZE}px, "
-        f"model `{cfg.MODEL}`, {cfg.EPOCHS} epochs, W{cfg.WEIGHT_BIT_WIDTH}A"
-        f"{cfg.ACT_BIT_WIDTH}.",
+        f"Task `{cfg.TASK}`: {model_statement(paths, cfg)}; dataset `{cfg.DATASET}`, "
+        f"{cfg.EPOCHS} FP32 epochs, W{cfg.WEIGHT_BIT_WIDTH}A{cfg.ACT_BIT_WIDTH} QAT.",
+        "",
+        deployed_statement(paths),
         "",
     ]
     for section in SECTIONS:

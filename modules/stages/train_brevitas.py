@@ -12,7 +12,7 @@ from modules.run_paths import run_paths
 from modules.stages.train_fp32 import model_kind, prepare_data, training_summary
 from modules.tasks.registry import task_for
 from modules.training.checkpoints import init_from_fp32
-from modules.training.distributed import current_world, main_process_first
+from modules.training.distributed import leave_process_group, main_process_first
 
 
 def bit_widths(cfg):
@@ -69,7 +69,7 @@ def run_qat_training(cfg):
     epochs = cfg.QAT_EPOCHS or cfg.EPOCHS
     trainer = task.make_trainer(cfg, model, data, paths, kind, epochs)
     history = trainer.fit(epochs)
-    if not current_world().is_main:
+    if not leave_process_group().is_main:  # rank 0 alone evaluates and writes
         return None
     save_table(paths, "02_fp32_initialisation", init)
     ptq = ptq_if_possible(task, cfg, data, paths)  # independent of QAT: its own seeded model

@@ -11,7 +11,7 @@ from modules.reporting.report import save_table
 from modules.run_paths import run_paths
 from modules.tasks.registry import task_for
 from modules.training.checkpoints import atomic_write_text
-from modules.training.distributed import current_world, main_process_first
+from modules.training.distributed import current_world, leave_process_group, main_process_first
 
 
 def prepare_data(task, cfg, paths=None):
@@ -57,7 +57,7 @@ def run_fp32_training(cfg):
     model = task.build_model(cfg)
     trainer = task.make_trainer(cfg, model, data, paths, kind="fp32")
     history = trainer.fit()
-    if not current_world().is_main:
+    if not leave_process_group().is_main:  # rank 0 alone evaluates and writes
         return None
     task.sample_grid(cfg, data, paths, "fp32")
     task.plot_curves(cfg, history, paths.plot("fp32_curves.png"))

@@ -60,6 +60,15 @@ def destroy_process_group():
         dist.destroy_process_group()
 
 
+def leave_process_group():
+    """Every rank leaves the group after the data-parallel part and gets the World it had; rank 0
+    then works alone (libraries such as Brevitas' bias correction all-reduce whenever a group
+    exists, and would wait for ranks that have finished)."""
+    world = current_world()
+    destroy_process_group()
+    return world
+
+
 def barrier():
     if current_world().distributed:
         dist.barrier()
