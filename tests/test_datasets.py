@@ -9,7 +9,7 @@ import torch
 
 from modules.data import datasets as ds
 from modules.data.preprocess import load_rgb, preprocess
-from modules.data.yolo_labels import (
+from modules.board.yolo_labels import (
     EMPTY_BOX,
     NON_NUMERIC,
     OUTSIDE_UNIT_RANGE,
