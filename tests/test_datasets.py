@@ -7,8 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-from modules.data import datasets as ds
-from modules.data.preprocess import load_rgb, preprocess
 from modules.board.yolo_labels import (
     EMPTY_BOX,
     NON_NUMERIC,
@@ -16,6 +14,8 @@ from modules.board.yolo_labels import (
     UNKNOWN_CLASS_ID,
     WRONG_FIELD_COUNT,
 )
+from modules.data import datasets as ds
+from modules.data.preprocess import load_rgb, preprocess
 from modules.run_paths import RunPaths
 from modules.stages.train_fp32 import prepare_data
 

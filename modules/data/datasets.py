@@ -16,10 +16,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from modules.board.yolo_labels import boxes_to_target, read_yolo_label
 from modules.data.demo_data import ensure_demo_dataset
 from modules.data.image_cache import load_or_build
 from modules.data.preprocess import build_augmentation, load_rgb, preprocess, resize_square
-from modules.board.yolo_labels import boxes_to_target, read_yolo_label
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 SUBSET_SEED = 20240607  # fixed: DS_LEN subsets and the D-Fire val slice never change between runs
