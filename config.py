@@ -226,16 +226,16 @@ def apply(profile=None, **overrides):
     values of the wrong type or range are refused, naming the key, before any is set
     (modules/config_checks.py holds the rules).
     """
-    from modules.config_checks import check_values
+    from modules.config_checks import ConfigError, UnknownConfigKey, check_values
 
     if profile is not None and profile not in PROFILES:
-        raise ValueError(f"config: unknown profile {profile!r}; known: {sorted(PROFILES)}")
+        raise ConfigError(f"config: unknown profile {profile!r}; known: {sorted(PROFILES)}")
     # deep copies: a run that mutates a list or dict value must not change the profiles
     values = copy.deepcopy({**PROFILES.get(profile, {}), **overrides})
     known = set(_knob_names())
     unknown = sorted(set(values) - known)
     if unknown:
-        raise KeyError(f"config: unknown key(s) {unknown}; see config.py for the knobs")
+        raise UnknownConfigKey(f"config: unknown key(s) {unknown}; see config.py for the knobs")
     merged = {**copy.deepcopy(_FILE_VALUES), **values}
     check_values(merged)
     module = sys.modules[__name__]
