@@ -31,7 +31,7 @@ def test_a_tuple_with_code_in_it_arrives_as_the_literal_and_runs_nothing(tmp_pat
     marker = tmp_path / "pwned"
     payload = f'" + __import__("os").system("touch {marker}") + "'
     overrides = parse_overrides(
-        [f"NAMES=({payload!r}, 2)", "SIZES=[1, (2, 3)]", "LABEL=a\"b", "TUPLE=(1.5,)"]
+        [f"NAMES=({payload!r}, 2)", "SIZES=[1, (2, 3)]", 'LABEL=a"b', "TUPLE=(1.5,)"]
     )
     assert overrides["NAMES"] == (payload, 2)  # --set read it as a literal tuple
     notebook = probe_notebook(tmp_path / "probe.ipynb", tmp_path / "got.json")
