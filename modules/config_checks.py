@@ -172,6 +172,7 @@ RULES = {
     "SYNC_BATCHNORM": boolean,
     "CHANNELS_LAST": choice(lambda: ("auto", True, False)),
     "IMAGE_CACHE": choice(lambda: ("disk", "memory", "off")),
+    "CACHE_KEY": choice(lambda: ("stat", "content")),
     "TASK": choice(lambda: ("classify", "detect")),
     "DET_OPTIMIZER": choice(_optimizers, case_insensitive=True),
     "AUGMENT": boolean,
