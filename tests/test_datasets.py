@@ -320,6 +320,7 @@ def make_cfg(tmp_path, **overrides):
         DEMO_IMAGE_SIZE=48,
         DEMO_SEED=3,
         IMAGE_CACHE="memory",
+        CACHE_KEY="stat",
         CACHE_DIR=str(tmp_path / "cache"),
     )
     return SimpleNamespace(**{**values, **overrides})
