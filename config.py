@@ -60,6 +60,9 @@ SCHEDULER_PATIENCE = 2
 EPOCHS = 30
 BATCH_SIZE = 64
 NUM_WORKERS = "auto"  # loader processes per rank; auto: 0 on <= 4 cores (cached data), else 4
+# minutes a DDP collective may wait for the other ranks before the run ends with an error naming
+# the ranks that did not answer (a frozen or stalled rank would otherwise hang it forever)
+DDP_TIMEOUT_MIN = 30
 # decoded training-size uint8 images, decoded once: "disk" (memory-mapped file under CACHE_DIR,
 # reused across runs) | "memory" | "off" (decode every time)
 IMAGE_CACHE = "disk"

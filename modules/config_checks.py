@@ -168,6 +168,7 @@ RULES = {
     "EPOCHS": integer(1),
     "BATCH_SIZE": integer(1),
     "NUM_WORKERS": integer_or("auto", 0),
+    "DDP_TIMEOUT_MIN": number(0, low_open=True),
     "AMP": boolean,
     "SYNC_BATCHNORM": boolean,
     "CHANNELS_LAST": choice(lambda: ("auto", True, False)),
