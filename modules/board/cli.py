@@ -48,9 +48,12 @@ def detect_folder(accelerator, paths, left_out):
     for path, boxes in zip(kept, detections, strict=True):
         print(f"{path.name}: {describe_boxes(boxes, accelerator.classes)}")
     report_left_out(left_out)
+    if not kept:
+        print(f"0 images processed, {len(left_out)} files left out")
+        return 1
     per_frame = "  ".join(f"{step} {1000 * sum(t) / len(t):.1f} ms" for step, t in times.items())
     print(f"{len(kept)} images processed, {len(left_out)} files left out; per frame: {per_frame}")
-    return 0 if kept else 1
+    return 0
 
 
 def report_labels(paths, decisions, class_ids, classes):
