@@ -34,7 +34,7 @@ LABELS = {  # image stem -> label file bytes
     "one_bad_line": b"1 0.5 0.5 0.2 0.2\n1 0.5 nan 0.2 0.2\n",
     "latin1": b"1 0.5 0.5 0.2 0.2\xe9\n",
 }
-KEPT = {"good", "empty", "bom", "crlf", "blank_lines"}
+KEPT = {"good", "empty", "bom", "crlf", "blank_lines", "no_label_file"}
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,8 @@ def corpus(tmp_path_factory):
     for stem, text in LABELS.items():
         cv2.imwrite(str(images / f"{stem}.png"), np.full((8, 8, 3), 90, np.uint8))
         (labels / f"{stem}.txt").write_bytes(text)
+    # no label file: neither class (D-Fire's convention) for all three
+    cv2.imwrite(str(images / "no_label_file.png"), np.full((8, 8, 3), 90, np.uint8))
     return root
 
 
@@ -88,5 +90,6 @@ def test_all_three_consumers_keep_and_skip_the_same_files_for_the_same_reasons(c
     # same targets: the BOM and CRLF files read as plain ones
     assert {k: [int(v) for v in t] for k, t in train_kept.items()} == board_kept
     assert board_kept["bom"] == [0, 1] and board_kept["crlf"] == [1, 1]
-    assert board_kept["empty"] == [0, 0] and board_kept["good"] == [1, 1]
+    assert board_kept["empty"] == board_kept["no_label_file"] == [0, 0]
+    assert board_kept["good"] == [1, 1]
     assert sum(check_kept.values()) == len(KEPT)

@@ -65,7 +65,8 @@ def test_board_runtime_reads_a_linked_folder(tmp_path):
     paths = board_dataset.image_files(root / "test")
     assert [p.name for p in paths] == ["0.png", "1.png", "2.png", "3.png", "extra.png"]
     targets, labelled, _ = board_dataset.read_targets(paths, {"0": "smoke", "1": "fire"}, CLASSES)
-    assert labelled == [0, 1, 2, 3] and targets.tolist() == [[1, 0], [0, 1], [1, 0], [0, 1]]
+    assert labelled == [0, 1, 2, 3, 4]  # extra.png: no label file, neither (as training)
+    assert targets.tolist() == [[1, 0], [0, 1], [1, 0], [0, 1], [0, 0]]
 
 
 def test_fasdd_loader_follows_linked_images_and_annotations(tmp_path):

@@ -11,7 +11,15 @@ import argparse
 import sys
 
 from .accelerator import open_board
-from .dataset import NO_LABEL_FILE, class_metrics, image_files, non_image_files, read_targets
+from .dataset import (
+    NO_LABEL_FILE,
+    class_metrics,
+    dfire_convention,
+    image_files,
+    label_file,
+    non_image_files,
+    read_targets,
+)
 from .inference import classify_files, describe, describe_boxes, process_files
 from .self_check import run_self_check, summary_line
 
@@ -63,6 +71,11 @@ def report_labels(paths, decisions, class_ids, classes):
     for reason, files in label_problems.items():
         for path in files:
             print(f"label of {path.name} not used: {reason}", file=sys.stderr)
+    unlabelled = [
+        p for p in paths if not label_file(p).is_file() and dfire_convention(label_file(p))
+    ]
+    if unlabelled:
+        print(f"{len(unlabelled)} images without a label file: neither class (D-Fire convention)")
     if len(labelled):
         metrics = class_metrics(targets, decisions[labelled], classes)
         scores = "  ".join(f"{c} F1 {metrics[f'{c}_f1']:.3f}" for c in classes)

@@ -1,9 +1,10 @@
 """A folder of images on the board, with or without YOLO labels -> targets and metrics (numpy).
 
 Labels are found as D-Fire lays them out (`x/images/a.jpg` -> `x/labels/a.txt`) or beside the
-image (`a.jpg` -> `a.txt`); `class cx cy w h` per line, an empty file means neither class. An
-image whose label file is missing or does not parse is skipped from the metrics, and listed
-with its reason.
+image (`a.jpg` -> `a.txt`); `class cx cy w h` per line, an empty file means neither class. In
+the D-Fire layout an image without a label file is neither class (D-Fire's convention, as
+training reads it); elsewhere it is left out of the metrics. An image whose label file does
+not parse is left out of the metrics and listed with its reason.
 """
 
 from pathlib import Path
@@ -54,11 +55,17 @@ def label_file(image_path):
     return image_path.with_suffix(".txt")
 
 
+def dfire_convention(label_path):
+    """True when a missing label file means neither class: its labels/ folder exists."""
+    label_path = Path(label_path)
+    return label_path.parent.name == "labels" and label_path.parent.is_dir()
+
+
 def read_target(path, class_ids, classes):
     """A label file -> int (len(classes),) presence vector, or a skip reason string (the
     reasons of `yolo_labels`, the parser training and `check-data` use)."""
     if not Path(path).is_file():
-        return NO_LABEL_FILE
+        return np.zeros(len(classes), np.int64) if dfire_convention(path) else NO_LABEL_FILE
     boxes = read_yolo_label(path, class_ids, classes)
     if isinstance(boxes, str):
         return boxes
