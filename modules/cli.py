@@ -11,6 +11,7 @@ import pkgutil
 import sys
 
 from modules import commands
+from modules.config_checks import ConfigError
 
 
 def command_modules():
@@ -38,7 +39,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.handler(args) or 0
+    try:
+        return args.handler(args) or 0
+    except ConfigError as error:  # a user's setting, not a bug: one line, no traceback
+        print(f"firesmoke {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,6 +15,16 @@ BIAS_BITS = (2, 16)  # biases fold into float32 thresholds, exact well below 24 
 INPUT_BITS = (8, 8)  # the input is UINT8 pixels
 
 
+class ConfigError(ValueError):
+    """A config value, key or profile that cannot be used; the message names the key."""
+
+
+class UnknownConfigKey(ConfigError, KeyError):
+    """A key config.py does not define (also a KeyError: a lookup that failed)."""
+
+    __str__ = ValueError.__str__  # the message as written, not KeyError's quoted repr
+
+
 def _is_int(value):
     return isinstance(value, Integral) and not isinstance(value, bool)
 
@@ -108,6 +118,25 @@ def _optimizers():
     return OPTIMIZERS
 
 
+def device(value):
+    """DEVICE: auto | cpu | cuda | cuda:N, and CUDA present when asked for (refused here,
+    before any data is prepared, not when the model first moves to the GPU)."""
+    from modules.training.device import DEVICE_PATTERN
+
+    text = str(value).strip().lower()
+    if not isinstance(value, str) or not DEVICE_PATTERN.match(text):
+        return "'auto', 'cpu', 'cuda' or 'cuda:N'"
+    if not text.startswith("cuda"):
+        return None
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(text.split(":")[1]) if ":" in text else 0
+    if index < count:
+        return None
+    return f"'auto' or 'cpu': this machine's torch sees {count} CUDA device(s)"
+
+
 def _backends():
     from modules.board.accelerator import BACKENDS
 
@@ -116,6 +145,7 @@ def _backends():
 
 RULES = {
     "DATASET": choice(_datasets),
+    "DEVICE": device,
     "DS_LEN": integer(1, optional=True),
     "VAL_FRACTION": number(0, 1, low_open=True, high_open=True),
     "DEMO_SEED": integer(0),
@@ -135,10 +165,12 @@ RULES = {
     "EPOCHS": integer(1),
     "BATCH_SIZE": integer(1),
     "NUM_WORKERS": integer_or("auto", 0),
+    "DDP_TIMEOUT_MIN": number(0, low_open=True),
     "AMP": boolean,
     "SYNC_BATCHNORM": boolean,
     "CHANNELS_LAST": choice(lambda: ("auto", True, False)),
     "IMAGE_CACHE": choice(lambda: ("disk", "memory", "off")),
+    "CACHE_KEY": choice(lambda: ("stat", "content")),
     "TASK": choice(lambda: ("classify", "detect")),
     "DET_OPTIMIZER": choice(_optimizers, case_insensitive=True),
     "AUGMENT": boolean,
@@ -194,7 +226,7 @@ def problems(values):
 
 
 def check_values(values):
-    """Raise one ValueError naming every bad key; the values stay as they are."""
+    """Raise one ConfigError naming every bad key; the values stay as they are."""
     found = problems(values)
     if found:
-        raise ValueError("config: " + "; ".join(found) + " (see config.py for each knob)")
+        raise ConfigError("config: " + "; ".join(found) + " (see config.py for each knob)")

@@ -2,7 +2,8 @@
 
     firesmoke run --profile demo [--only 01 02] [--set EPOCHS=3 IMG_SIZE=64]
 
-Each notebook receives PROFILE and OVERRIDES as papermill parameters and applies them to config.
+Each notebook receives PROFILE and OVERRIDES as papermill parameters (written as literals,
+modules/notebook_parameters.py) and applies them to config.
 """
 
 import argparse
@@ -12,12 +13,14 @@ from pathlib import Path
 import papermill
 
 import config
+from modules.notebook_parameters import use_literal_parameters
 from modules.reporting.report import write_run_report
 from modules.reporting.summary import write_run_summary
 from modules.run_paths import run_paths
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+KERNEL = "python3"
 
 
 def list_notebooks(only=None):
@@ -33,12 +36,13 @@ def run_notebook(notebook, profile, overrides, out_dir):
     output = out_dir / notebook.name
     started = time.perf_counter()
     print(f"--> {notebook.name} (profile {profile}) -> {output}", flush=True)
+    use_literal_parameters(KERNEL)
     papermill.execute_notebook(
         str(notebook),
         str(output),
         parameters={"PROFILE": profile, "OVERRIDES": overrides, "HEADLESS": True},
         cwd=str(REPO_ROOT),
-        kernel_name="python3",
+        kernel_name=KERNEL,
         progress_bar=False,
         log_output=False,
     )

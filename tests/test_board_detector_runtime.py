@@ -95,6 +95,21 @@ def test_process_files_maps_boxes_to_the_file_pixels(package, tmp_path):
     assert set(times) == {"preprocess", "accelerator", "postprocess"}
 
 
+def test_process_files_leaves_out_unreadable_files_when_asked(package, tmp_path):
+    io_spec = load_io_spec(package / "io_spec.json")
+    raw = head_with_one_box(np.random.default_rng(1))
+    accelerator = EmulatedAccelerator(io_spec, lambda x: raw)
+    image, broken = tmp_path / "ok.png", tmp_path / "broken.jpg"
+    cv2.imwrite(str(image), np.full((32, 64, 3), 200, np.uint8))
+    broken.write_bytes(b"\xff\xd8 cut")
+    unreadable = {}
+    results, times = process_files(accelerator, [broken, image, broken], unreadable)
+    assert len(results) == 1 and len(times["accelerator"]) == 1
+    assert list(unreadable) == [broken] and "cannot read image" in unreadable[broken]
+    with pytest.raises(OSError, match="broken.jpg"):  # without the dict: an error, as before
+        process_files(accelerator, [image, broken])
+
+
 def test_a_head_scale_that_disagrees_with_the_graph_is_refused(tmp_path):
     host_ops = [{"op": "Transpose", "perm": [0, 3, 1, 2]}, {"op": "Mul", "value": [0.25]}]
     spec = {"head": {"scale": 0.125}}

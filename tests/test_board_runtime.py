@@ -103,13 +103,16 @@ def test_labels_in_dfire_layout_and_beside_the_image(tmp_path):
     paths = dataset.image_files(tmp_path / "set")
     assert [p.name for p in paths] == ["a.png", "b.png", "c.png", "d.png"]
     targets, labelled, skipped = dataset.read_targets(paths, class_ids, classes)
-    assert targets.tolist() == [[1, 1], [0, 0]] and labelled == [0, 1]
-    assert skipped == {"bad label line": 1, "no label file": 1}
+    # d.png has no label file: neither class in the D-Fire layout, as training reads it
+    assert targets.tolist() == [[1, 1], [0, 0], [0, 0]] and labelled == [0, 1, 3]
+    skipped_names = {reason: [p.name for p in files] for reason, files in skipped.items()}
+    assert skipped_names == {"class id not in mapping": ["c.png"]}
     beside = tmp_path / "flat"
     beside.mkdir()
     cv2.imwrite(str(beside / "x.jpg"), np.zeros((4, 4, 3), np.uint8))
     (beside / "x.txt").write_text("0 0.5 0.5 0.2 0.2\n")
-    targets, _, _ = dataset.read_targets(dataset.image_files(beside), class_ids, classes)
-    assert targets.tolist() == [[1, 0]]
+    cv2.imwrite(str(beside / "y.jpg"), np.zeros((4, 4, 3), np.uint8))  # no y.txt
+    targets, _, skipped = dataset.read_targets(dataset.image_files(beside), class_ids, classes)
+    assert targets.tolist() == [[1, 0]] and list(skipped) == ["no label file"]
     with pytest.raises(FileNotFoundError, match="nowhere"):
         dataset.image_files(tmp_path / "nowhere")

@@ -21,7 +21,7 @@ from modules.board import cli
 from modules.board.accelerator import EmulatedAccelerator, load_io_spec
 from modules.board.cli import main
 from modules.board.inference import describe
-from modules.board.self_check import load_recording, run_self_check
+from modules.board.self_check import FIELDS, load_recording, run_self_check
 from modules.data.demo_data import generate_demo_dataset
 from modules.dataflow.setup import ensure_finn
 from modules.deployment import package as deploy
@@ -124,8 +124,79 @@ def test_images_mode_prints_decisions_speed_and_metrics(design, package, monkeyp
     recording = load_recording(layout.recording)
     expected = [describe(d, CLASSES) for d in recording["decisions"]]
     assert [line.split(": ")[1] for line in lines[:IMAGES]] == expected
-    assert re.fullmatch(rf"{IMAGES} images in \S+ s: \S+ images/s", lines[IMAGES])
+    summary = rf"{IMAGES} images processed in \S+ s \(\S+ images/s\), 0 files left out"
+    assert re.fullmatch(summary, lines[IMAGES])
     assert re.fullmatch(rf"{IMAGES} labelled images: smoke F1 .* mean F1 \S+", lines[IMAGES + 1])
+
+
+def emulated_board(design, package, monkeypatch):
+    layout = package.board_layout()
+    emulator = EmulatedAccelerator(load_io_spec(layout.io_spec), design.hw_graph_fn)
+    monkeypatch.setattr(cli, "open_board", lambda _: emulator)
+    return layout
+
+
+def test_images_mode_lists_what_it_cannot_read_and_goes_on(design, package, tmp_path,
+                                                          monkeypatch, capsys):  # fmt: skip
+    folder = tmp_path / "mixed"
+    shutil.copytree(design.demo, folder)
+    images = folder / "images"
+    (images / "notes.md").write_text("not an image")
+    (images / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (images / "empty.png").write_bytes(b"")
+    layout = emulated_board(design, package, monkeypatch)
+    assert main(layout, ["--images", str(folder)]) == 0
+    captured = capsys.readouterr()
+    left_out = sorted(line.split(":")[0] for line in captured.err.splitlines()
+                      if line.startswith("left out"))  # fmt: skip
+    assert left_out == ["left out broken.jpg", "left out empty.png", "left out notes.md"]
+    assert "notes.md: not an image file (.md)" in captured.err
+    assert "broken.jpg: cannot read image" in captured.err
+    assert re.search(rf"^{IMAGES} images processed in .*, 3 files left out$", captured.out, re.M)
+    assert re.search(rf"^{IMAGES} labelled images: ", captured.out, re.M)
+
+
+def test_images_mode_says_when_every_label_is_bad(design, package, tmp_path, monkeypatch,
+                                                  capsys):  # fmt: skip
+    folder = tmp_path / "badlabels"
+    shutil.copytree(design.demo, folder)
+    for label in (folder / "labels").glob("*.txt"):
+        label.write_text("1 0.5 0.5 abc 0.2\n")
+    layout = emulated_board(design, package, monkeypatch)
+    assert main(layout, ["--images", str(folder)]) == 1
+    captured = capsys.readouterr()
+    assert f"every label file ({IMAGES}) was skipped: ['non-numeric field']" in captured.out
+    assert captured.err.count("not used: non-numeric field") == IMAGES
+
+
+def damaged(package, tmp_path, damage):
+    copy = RunPaths(tmp_path / "copy")
+    shutil.copytree(package.deploy, copy.deploy)
+    damage(copy.self_check_recording)
+    return copy
+
+
+DAMAGE = {
+    "empty file": lambda path: path.write_bytes(b""),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+    "corrupt": lambda path: path.write_bytes(
+        path.read_bytes()[:200] + b"\0" * 400 + path.read_bytes()[600:]
+    ),  # fmt: skip
+    "text": lambda path: path.write_text("names,inputs\n"),
+    "no images": lambda path: np.savez(path, **{k: np.zeros((0, 2)) for k in FIELDS}),
+    "fields cut": lambda path: np.savez(
+        path, **(dict(np.load(path)) | {"decisions": np.load(path)["decisions"][:2]})
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_self_check_fails_on_a_damaged_recording_naming_it(package, tmp_path, capsys, damage):
+    copy = damaged(package, tmp_path, DAMAGE[damage])
+    assert main(copy.board_layout(), ["--self-check"]) == 1
+    err = capsys.readouterr().err
+    assert str(copy.self_check_recording) in err and "Traceback" not in err
+    assert "decisions equal" not in err
 
 
 def test_board_notebook_runs_to_the_board_without_one(package):

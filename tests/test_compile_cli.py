@@ -10,6 +10,7 @@ import contextlib
 import functools
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from torch import nn
 
 from modules import cli
+from modules.commands import emulate as emulate_command
 from modules.dataflow.compile import ACCELERATOR_FILE, load_design
 from modules.dataflow.stage_check import despecialize, with_child
 from modules.hardware import resources
@@ -185,3 +187,89 @@ def test_emulate_refuses_inputs_of_another_shape(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 3, 8, 8), dtype=np.float32))
     with pytest.raises(SystemExit, match=r"takes \(N, 3, 16, 16\); got .*\(2, 3, 8, 8\)"):
         cli.main(["emulate", str(out), "--inputs", str(tmp_path / "x.npy"), "--out", "y.npy"])
+
+
+def compile_json(model_path, out):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = cli.main(["compile", str(model_path), "--out", str(out), "--json"])
+    return code, json.loads(printed.getvalue())
+
+
+def test_a_float_model_whose_convs_stay_on_the_host_is_not_a_success(tmp_path):
+    """A plain torch Conv-ReLU-GAP-Linear export: FINN puts only an Add on the accelerator."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(8, 2),
+    ).eval()  # fmt: skip
+    torch.onnx.export(model, torch.zeros(1, 3, 16, 16), str(tmp_path / "f.onnx"), dynamo=False)
+    code, report = compile_json(tmp_path / "f.onnx", tmp_path / "out")
+    assert code == 1 and report["hw_only"] is False
+    where = report["placement"]
+    assert where["accelerator_mac_share"] == 0.0
+    # conv: 16 * 16 * 8 outputs, each 3 * 3 * 3 MACs; linear: 2 outputs of 8
+    assert sorted(n["macs"] for n in where["host_compute_nodes"]) == [8 * 2, 16 * 16 * 8 * 27]
+    assert {n["op_type"] for n in where["host_compute_nodes"]} == {"MatMul"}
+    for node in where["host_compute_nodes"]:
+        assert node["name"] in report["error"]
+    assert "no quantizers" in report["error"]
+
+
+def test_a_quantized_model_runs_all_its_macs_on_the_accelerator():
+    _, report, _ = compiled("tfc_w1a1")
+    where = report["placement"]
+    assert where["host_compute_nodes"] == [] and where["accelerator_mac_share"] == 1.0
+    assert where["accelerator_macs"] == 784 * 64 + 64 * 64 + 64 * 64 + 64 * 10
+
+
+def test_an_empty_or_text_onnx_file_is_named_not_a_traceback(tmp_path):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "text.onnx").write_text("this is not a model\n")
+    with pytest.raises(SystemExit, match=r"empty\.onnx is an empty file, not an ONNX model"):
+        cli.main(["compile", str(tmp_path / "empty.onnx"), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match=r"text\.onnx is not an ONNX model"):
+        cli.main(["compile", str(tmp_path / "text.onnx"), "--out", str(tmp_path / "o")])
+
+
+def emulate(design, inputs, out):
+    return cli.main(["emulate", str(design), "--inputs", str(inputs), "--out", str(out)])
+
+
+def test_emulate_names_a_transposed_array(tmp_path):
+    _, _, out = compiled("float_reducemean")
+    np.save(tmp_path / "x.npy", np.zeros((4, 16, 16, 3), dtype=np.float32))  # NHWC, same size
+    with pytest.raises(SystemExit, match=r"takes \(N, 3, 16, 16\).*transposed.*\(0, 3, 1, 2\)"):
+        emulate(out, tmp_path / "x.npy", tmp_path / "y.npy")
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_emulate_refuses_an_empty_batch_and_bad_npy_files(tmp_path):
+    _, _, out = compiled("float_reducemean")
+    np.save(tmp_path / "none.npy", np.zeros((0, 3, 16, 16), dtype=np.float32))
+    with pytest.raises(SystemExit, match="empty batch"):
+        emulate(out, tmp_path / "none.npy", tmp_path / "y.npy")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(SystemExit, match=r"empty\.npy: empty file"):
+        emulate(out, tmp_path / "empty.npy", tmp_path / "y.npy")
+    (tmp_path / "text.npy").write_text("1, 2, 3\n")
+    with pytest.raises(SystemExit, match=r"text\.npy: not a \.npy file") as error:
+        emulate(out, tmp_path / "text.npy", tmp_path / "y.npy")
+    assert "allow_pickle" not in str(error.value)
+
+
+def test_emulate_checks_out_is_writable_before_running(tmp_path, monkeypatch):
+    _, _, out = compiled("float_reducemean")
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 16, 16), dtype=np.float32))
+    ran = []
+    monkeypatch.setattr(emulate_command.Emulator, "__call__", lambda *a: ran.append(a))
+    with pytest.raises(SystemExit, match="no folder"):
+        emulate(out, tmp_path / "x.npy", tmp_path / "missing" / "y.npy")
+    with pytest.raises(SystemExit, match="is a folder"):
+        emulate(out, tmp_path / "x.npy", tmp_path)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if not os.access(locked, os.W_OK):  # root writes anywhere: nothing to check then
+        with pytest.raises(SystemExit, match="cannot be written"):
+            emulate(out, tmp_path / "x.npy", locked / "y.npy")
+    assert ran == []

@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-from modules.data import datasets as ds
-from modules.data.preprocess import load_rgb, preprocess
-from modules.data.yolo_labels import (
+from modules.board.yolo_labels import (
     EMPTY_BOX,
     NON_NUMERIC,
     OUTSIDE_UNIT_RANGE,
     UNKNOWN_CLASS_ID,
     WRONG_FIELD_COUNT,
 )
+from modules.data import datasets as ds
+from modules.data.preprocess import load_rgb, preprocess
 from modules.run_paths import RunPaths
 from modules.stages.train_fp32 import prepare_data
 from modules.tasks.classify import ClassifyTask
@@ -321,6 +321,7 @@ def make_cfg(tmp_path, **overrides):
         DEMO_IMAGE_SIZE=48,
         DEMO_SEED=3,
         IMAGE_CACHE="memory",
+        CACHE_KEY="stat",
         CACHE_DIR=str(tmp_path / "cache"),
     )
     return SimpleNamespace(**{**values, **overrides})

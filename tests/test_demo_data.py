@@ -4,10 +4,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from modules.board.yolo_labels import read_yolo_label
 from modules.data import demo_data
 from modules.data.datasets import load_dfire_split
 from modules.data.preprocess import load_rgb
-from modules.data.yolo_labels import read_yolo_label
 
 CLASSES = ["smoke", "fire"]
 IDS = {0: "smoke", 1: "fire"}

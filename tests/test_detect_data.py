@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from modules.board.yolo_labels import OUTSIDE_UNIT_RANGE, UNKNOWN_CLASS_ID
 from modules.data.boxes import DetectionDataset, check_boxes
 from modules.data.datasets import load_dfire_split
-from modules.data.yolo_labels import OUTSIDE_UNIT_RANGE, UNKNOWN_CLASS_ID
 
 CLASS_IDS = {0: "smoke", 1: "fire"}
 CLASSES = ["smoke", "fire"]

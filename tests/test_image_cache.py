@@ -2,6 +2,11 @@
 rebuilt when a file, the file list or the size changes or the cache file is damaged."""
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -105,3 +110,81 @@ def test_unknown_cache_mode_names_the_key():
     cfg = type("Cfg", (), {"IMAGE_CACHE": "ram", "CACHE_DIR": "data/cache"})
     with pytest.raises(ValueError, match="IMAGE_CACHE"):
         CacheSettings.from_config(cfg)
+
+
+def tiny_images(folder, count):
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i:03d}.png" for i in range(count)]
+    for path in paths:
+        cv2.imwrite(str(path), rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    return paths
+
+
+def test_damage_to_any_row_is_found_named_and_rebuilt(tmp_path, capsys):
+    """130 rows: the old 64-row sample never read row 1; every row is checked now."""
+    paths = tiny_images(tmp_path / "many", 130)
+    expected = np.array(load_or_build(disk(tmp_path), "many", paths, 8))
+    (data_file,) = npy_files(tmp_path)
+    raw = bytearray(data_file.read_bytes())
+    header = len(raw) - expected.nbytes
+    row = header + 1 * 8 * 8 * 3  # row 1's first byte
+    raw[row : row + 64] = bytes(255 - b for b in raw[row : row + 64])
+    data_file.write_bytes(raw)
+    again = load_or_build(disk(tmp_path), "many", paths, 8)
+    np.testing.assert_array_equal(again, expected)
+    assert "1 row(s) fail their checksum (1); rebuilding" in capsys.readouterr().out
+
+
+def test_the_temporary_file_of_a_killed_build_is_removed_at_the_next_start(tmp_path, images):
+    """A build in another process, killed (SIGKILL) while it decodes; the next start removes
+    its .tmp but leaves the .tmp of a build that is still running."""
+    cache = tmp_path / "cache"
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from modules.data import image_cache\n"
+        "def stall(array, *args):\n"
+        "    print('building', flush=True)\n"
+        "    time.sleep(600)\n"
+        "image_cache.decode_into = stall\n"
+        "paths = [Path(p) for p in sys.argv[2:]]\n"
+        "image_cache.load_or_build(image_cache.CacheSettings('disk', Path(sys.argv[1])),"
+        " 'killed', paths, 24)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(image_cache.__file__).parents[2])}
+    argv = [sys.executable, "-c", script, str(cache), *map(str, images)]
+    build = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)
+    assert build.stdout.readline().strip() == "building"
+    (left,) = cache.glob(".*.tmp")
+    build.send_signal(signal.SIGKILL)
+    build.wait()
+    assert left.exists()  # nothing could clean up after a SIGKILL
+    running = cache / f".x.npy.{socket.gethostname()}.{os.getpid()}.abc.tmp"
+    running.write_bytes(b"a build of this process, still running")
+    load_or_build(disk(tmp_path), "demo_train", images, 24)
+    assert not left.exists() and running.exists()
+
+
+def test_content_key_notices_what_size_and_mtime_miss(tmp_path, images):
+    stat_key = image_cache.cache_key(images, 24, "stat")
+    content_key = image_cache.cache_key(images, 24, "content")
+    before = images[1].stat()
+    raw = bytearray(images[1].read_bytes())
+    raw[-20] ^= 0xFF  # same size, other content
+    images[1].write_bytes(raw)
+    os.utime(images[1], ns=(before.st_atime_ns, before.st_mtime_ns))  # same mtime
+    assert image_cache.cache_key(images, 24, "stat") == stat_key  # what "stat" cannot see
+    changed = image_cache.cache_key(images, 24, "content")
+    assert changed != content_key
+    os.utime(images[0], ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # touched only
+    assert image_cache.cache_key(images, 24, "content") == changed
+    assert image_cache.cache_key(images, 24, "stat") != stat_key
+
+
+def test_cache_key_setting_is_checked():
+    cfg = type("Cfg", (), {"IMAGE_CACHE": "disk", "CACHE_DIR": "c", "CACHE_KEY": "hash"})
+    with pytest.raises(ValueError, match="CACHE_KEY"):
+        CacheSettings.from_config(cfg)
+    cfg.CACHE_KEY = "content"
+    assert CacheSettings.from_config(cfg).key == "content"

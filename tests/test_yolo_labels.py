@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from modules.data.yolo_labels import (
+from modules.board.yolo_labels import (
     EMPTY_BOX,
     NON_NUMERIC,
     OUTSIDE_UNIT_RANGE,

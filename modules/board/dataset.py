@@ -1,25 +1,51 @@
 """A folder of images on the board, with or without YOLO labels -> targets and metrics (numpy).
 
 Labels are found as D-Fire lays them out (`x/images/a.jpg` -> `x/labels/a.txt`) or beside the
-image (`a.jpg` -> `a.txt`); `class cx cy w h` per line, an empty file means neither class. An
-image whose label file is missing or unreadable is skipped from the metrics, and counted.
+image (`a.jpg` -> `a.txt`); `class cx cy w h` per line, an empty file means neither class. In
+the D-Fire layout an image without a label file is neither class (D-Fire's convention, as
+training reads it); elsewhere it is left out of the metrics. An image whose label file does
+not parse is left out of the metrics and listed with its reason.
 """
 
 from pathlib import Path
 
 import numpy as np
 
+from .yolo_labels import boxes_to_target, read_yolo_label
+
+NO_LABEL_FILE = "no label file"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def image_folder(folder):
+    """The folder holding the images: `folder`, or its images/ subfolder (D-Fire layout)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such image folder")
+    return folder / "images" if (folder / "images").is_dir() else folder
 
 
 def image_files(folder):
     """The folder's image files (or those in its images/ subfolder), sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such image folder")
-    if (folder / "images").is_dir():
-        folder = folder / "images"
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_folder(folder).iterdir()
+    return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def non_image_files(folder):
+    """{path: reason} for the other files beside the images (label files beside their image
+    and the labels/ folder excepted): what `--images` leaves out."""
+    folder = image_folder(folder)
+    stems = {p.stem for p in image_files(folder)}
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            if path.name != "labels":
+                found[path] = "a folder (subfolders are not read)"
+        elif path.suffix.lower() == ".txt" and path.stem in stems:
+            continue  # the label beside its image
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            found[path] = f"not an image file ({path.suffix or 'no extension'})"
+    return found
 
 
 def label_file(image_path):
@@ -29,30 +55,32 @@ def label_file(image_path):
     return image_path.with_suffix(".txt")
 
 
+def dfire_convention(label_path):
+    """True when a missing label file means neither class: its labels/ folder exists."""
+    label_path = Path(label_path)
+    return label_path.parent.name == "labels" and label_path.parent.is_dir()
+
+
 def read_target(path, class_ids, classes):
-    """A label file -> int (len(classes),) presence vector, or a skip reason string."""
+    """A label file -> int (len(classes),) presence vector, or a skip reason string (the
+    reasons of `yolo_labels`, the parser training and `check-data` use)."""
     if not Path(path).is_file():
-        return "no label file"
-    target = np.zeros(len(classes), np.int64)
-    for line in Path(path).read_text().splitlines():
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 5 or fields[0] not in class_ids:
-            return "bad label line"
-        target[classes.index(class_ids[fields[0]])] = 1
-    return target
+        return np.zeros(len(classes), np.int64) if dfire_convention(path) else NO_LABEL_FILE
+    boxes = read_yolo_label(path, class_ids, classes)
+    if isinstance(boxes, str):
+        return boxes
+    return boxes_to_target(boxes, len(classes)).astype(np.int64)
 
 
 def read_targets(image_paths, class_ids, classes):
-    """(targets (M, C) for the labelled images, their indices, {skip reason: count}).
+    """(targets (M, C) for the labelled images, their indices, {skip reason: image paths}).
 
-    `class_ids` maps the label files' class ids (str) to names in `classes`."""
+    `class_ids` maps the label files' class ids to names in `classes`."""
     targets, indices, skipped = [], [], {}
     for index, path in enumerate(image_paths):
         target = read_target(label_file(path), class_ids, classes)
         if isinstance(target, str):
-            skipped[target] = skipped.get(target, 0) + 1
+            skipped.setdefault(target, []).append(Path(path))
         else:
             targets.append(target)
             indices.append(index)

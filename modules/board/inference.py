@@ -8,37 +8,56 @@ import numpy as np
 from .preprocess import camera_frame_input, file_input
 
 
-def classify_files(accelerator, image_paths, batch_size=16):
-    """(decisions bool (N, classes), seconds) for image files; the time covers reading,
-    preprocessing, packing, the accelerator and unpacking (a detector decides per class
-    whether it found a box)."""
-    decisions = []
+def readable_inputs(paths, io_spec, unreadable):
+    """(path, uint8 CHW input, Letterbox or None) per image file. With a dict as `unreadable`, a
+    file that cannot be read is recorded there (path -> reason) and left out; with None it
+    raises OSError naming the file."""
+    for path in paths:
+        try:
+            x, box = file_input(path, io_spec)
+        except OSError as error:
+            if unreadable is None:
+                raise
+            unreadable[path] = str(error)
+            continue
+        yield path, x, box
+
+
+def classify_files(accelerator, image_paths, batch_size=16, unreadable=None):
+    """(decisions bool (N, classes), seconds) for the image files (N: those read, see
+    `readable_inputs`); the time covers reading, preprocessing, packing, the accelerator and
+    unpacking (a detector decides per class whether it found a box)."""
+    decisions, batch = [], []
     start = time.perf_counter()
-    for first in range(0, len(image_paths), batch_size):
-        batch = np.stack([file_input(p, accelerator.io_spec)[0]
-                          for p in image_paths[first : first + batch_size]])  # fmt: skip
-        decisions.append(accelerator.decisions(accelerator.run(batch)))
+    for _, x, _ in readable_inputs(image_paths, accelerator.io_spec, unreadable):
+        batch.append(x)
+        if len(batch) == batch_size:
+            decisions.append(accelerator.decisions(accelerator.run(np.stack(batch))))
+            batch = []
+    if batch:
+        decisions.append(accelerator.decisions(accelerator.run(np.stack(batch))))
     seconds = time.perf_counter() - start
     classes = len(accelerator.classes)
     return (np.concatenate(decisions) if decisions else np.zeros((0, classes), bool)), seconds
 
 
-def process_files(accelerator, image_paths):
-    """Image files one frame at a time, as a camera would: per file the host's result (boxes
-    (D, 6) in the file's own pixels for a detector, else a decision row) and the per-frame
-    host times in seconds: read + preprocess, accelerator (packing, transfer, unpacking) and
-    post-processing (decode + NMS, or decisions). Returns (results, times dict of lists)."""
+def process_files(accelerator, image_paths, unreadable=None):
+    """Image files one frame at a time, as a camera would: per file read (see
+    `readable_inputs`) the host's result (boxes (D, 6) in the file's own pixels for a detector,
+    else a decision row) and the per-frame host times in seconds: read + preprocess,
+    accelerator (packing, transfer, unpacking) and post-processing (decode + NMS, or
+    decisions). Returns (results, times dict of lists)."""
     results, times = [], {"preprocess": [], "accelerator": [], "postprocess": []}
-    for path in image_paths:
-        start = time.perf_counter()
-        x, box = file_input(path, accelerator.io_spec)
+    start = time.perf_counter()
+    for _, x, box in readable_inputs(image_paths, accelerator.io_spec, unreadable):
         ready = time.perf_counter()
         outputs = accelerator.run(x[None])
         done = time.perf_counter()
         results.append(accelerator.postprocess(outputs, [box])[0])
         times["preprocess"].append(ready - start)
         times["accelerator"].append(done - ready)
-        times["postprocess"].append(time.perf_counter() - done)
+        start = time.perf_counter()
+        times["postprocess"].append(start - done)
     return results, times
 
 

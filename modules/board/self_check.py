@@ -21,6 +21,7 @@ from .accelerator import (
     to_accelerator_layout,
     unpack_tensor,
 )
+from .array_files import load_npz
 from .preprocess import file_input
 
 FIELDS = ("names", "inputs", "packed_in", "packed_out", "outputs", "decisions")
@@ -78,14 +79,19 @@ class CheckResult:
 
 
 def load_recording(path):
+    """The recording's fields; ValueError naming the file if it is empty, truncated, corrupt
+    or holds no images (a self-check that checks nothing must not pass)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no self-check recording (notebook 04 writes it)")
-    with np.load(path, allow_pickle=False) as data:
-        missing = [key for key in FIELDS if key not in data]
-        if missing:
-            raise ValueError(f"{path}: recording lacks {missing}")
-        return {key: data[key] for key in FIELDS}
+    try:
+        recording = load_npz(path, FIELDS)
+    except ValueError as error:
+        raise ValueError(f"self-check recording {error}; rerun notebook 04 to write it") from None
+    counts = {key: value.shape[0] if value.ndim else 0 for key, value in recording.items()}
+    if len(set(counts.values())) != 1 or not counts["names"]:
+        raise ValueError(f"{path}: the self-check recording holds no complete images {counts}")
+    return recording
 
 
 def check_image(board, recording, index, images_dir):

@@ -4,6 +4,7 @@ import ast
 import json
 
 import config
+from modules.config_checks import ConfigError
 
 
 def add_profile_arguments(parser, default="demo"):
@@ -23,7 +24,7 @@ def parse_overrides(items):
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         try:
             overrides[key] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

@@ -1,5 +1,7 @@
 """`firesmoke compile MODEL.onnx --out DIR`: any QONNX model through the FINN flow, with
-estimates; exits non-zero (naming the blocking node) when no HW-only partition is reached."""
+estimates and what runs where (share of the MACs on the accelerator, compute nodes left on the
+host); exits non-zero, naming the blocking nodes, when no HW-only partition is reached or a
+convolution or matmul stays on the host."""
 
 import json
 
@@ -29,10 +31,20 @@ def _totals_text(totals):
     return ", ".join(f"{k} {totals[k]:.0f}" for k in TOTALS if totals.get(k) is not None)
 
 
+def _print_placement(where):
+    share, macs = where["accelerator_mac_share"], where["accelerator_macs"]
+    share_text = "n/a" if share is None else f"{100 * share:.1f} %"
+    print(f"MACs on the accelerator: {share_text} ({macs} of {macs + where['host_macs']})")
+    left = [f"{n['name']} ({n['op_type']}, {n['macs']} MACs)" for n in where["host_compute_nodes"]]
+    print(f"compute nodes on the host: {', '.join(left) or 'none'}")
+
+
 def _print_text(report):
     for stage, counts in report["stages"].items():
         print(f"{stage:<18} {sum(counts.values()):>4} nodes  {json.dumps(counts)}")
     print(f"input datatype: {report['input_dtype']}")
+    if "placement" in report:
+        _print_placement(report["placement"])
     if not report["hw_only"]:
         print(f"no HW-only partition: {report['error']}")
         return

@@ -2,6 +2,7 @@
 process or, under `torchrun --nproc_per_node=N --no-python firesmoke train ...`, on N data-parallel
 ranks."""
 
+import sys
 import time
 
 import config
@@ -9,7 +10,13 @@ from modules.commands._shared import add_profile_arguments, parse_overrides, pri
 from modules.stages.train_brevitas import run_qat_training
 from modules.stages.train_fp32 import run_fp32_training
 from modules.training.device import resolve_device
-from modules.training.distributed import destroy_process_group, env_local_rank, init_process_group
+from modules.training.distributed import (
+    StalledRankError,
+    destroy_process_group,
+    env_local_rank,
+    init_process_group,
+    stalled_ranks_named,
+)
 
 NAME = "train"
 HELP = "train the FP32 model (notebook 01) or the Brevitas QAT model (notebook 02)"
@@ -28,9 +35,14 @@ def main(args):
         overrides = {"BREVITAS_MODEL": True, **overrides}
     config.apply(args.profile, **overrides)
     started = time.perf_counter()
-    world = init_process_group(resolve_device(config.DEVICE, env_local_rank()))
+    device = resolve_device(config.DEVICE, env_local_rank())
+    world = init_process_group(device, config.DDP_TIMEOUT_MIN)
     try:
-        summary = STAGES[args.stage](config)
+        with stalled_ranks_named(world):
+            summary = STAGES[args.stage](config)
+    except StalledRankError as error:  # one line; torchrun then stops the other ranks
+        print(f"firesmoke train: {error}", file=sys.stderr)
+        return 1
     finally:
         destroy_process_group()
     if not world.is_main:

@@ -16,10 +16,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from modules.board.yolo_labels import boxes_to_target, read_yolo_label
 from modules.data.demo_data import ensure_demo_dataset
+from modules.data.folder_walk import walk_files
 from modules.data.image_cache import load_or_build
 from modules.data.preprocess import build_augmentation, load_rgb, preprocess, resize_square
-from modules.data.yolo_labels import boxes_to_target, read_yolo_label
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 SUBSET_SEED = 20240607  # fixed: DS_LEN subsets and the D-Fire val slice never change between runs
@@ -39,6 +40,8 @@ DFIRE_NO_LABEL = "images without label file: counted as neither (D-Fire conventi
 FASDD_NO_LABEL = "images without label file: no boxes, then checked against the name keyword"
 NO_KEYWORD = "no class keyword in file name: not cross-checked"
 DUPLICATE_ENTRY = "listed more than once: kept once"
+BROKEN_LINK = "symbolic link to nothing"
+FOLDER_SEEN_TWICE = "folders reached again through a symbolic link: read once"
 FILES_SHOWN = 3  # skipped files named per reason in the printed table (all in `skip_list()`)
 
 FASDD_SUBSETS = {  # DATASET value -> (subset name in the annotation folder, config key)
@@ -178,22 +181,26 @@ def record(scan, image_path, boxes, classes):
 
 
 def split_files(split_dir):
-    """(images, label files, every other file) under a D-Fire split folder, each sorted;
-    extensions match case-insensitively (.JPG, .TXT)."""
+    """(images, label files, every other file, folders reached twice) under a D-Fire split
+    folder, each sorted; symlinked folders are followed (`walk_files`), extensions match
+    case-insensitively (.JPG, .TXT)."""
     images_dir, labels_dir = split_dir / "images", split_dir / "labels"
     images, labels, others = [], [], []
-    for path in sorted(p for p in split_dir.rglob("*") if p.is_file()):
+    files, repeated = walk_files(split_dir)
+    for path in files:
         suffix = path.suffix.lower()
-        if path.parent == images_dir and suffix in IMAGE_SUFFIXES:
+        if path.parent == images_dir and suffix in IMAGE_SUFFIXES and path.is_file():
             images.append(path)
-        elif path.parent == labels_dir and suffix == ".txt":
+        elif path.parent == labels_dir and suffix == ".txt" and path.is_file():
             labels.append(path)
         else:
             others.append(path)
-    return images, labels, others
+    return images, labels, others, repeated
 
 
 def other_file_reason(path, split_dir):
+    if not path.exists():
+        return BROKEN_LINK
     if path.parent == split_dir / "images":
         return NOT_AN_IMAGE
     if path.parent == split_dir / "labels":
@@ -207,13 +214,15 @@ def scan_dfire_split(root, split, class_ids, classes, config_key="DFIRE_DIR", na
     split_dir = Path(root) / split
     require_path(split_dir / "images", f"{split} images folder", config_key)
     require_path(split_dir / "labels", f"{split} labels folder", config_key)
-    images, labels, others = split_files(split_dir)
+    images, labels, others, repeated = split_files(split_dir)
     if not images:
         raise ValueError(
             f"{split_dir / 'images'} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
             f"set {config_key} in config.py to the dataset folder"
         )
     scan = Scan(name or f"D-Fire {split}", [])
+    if repeated:
+        scan.notes[FOLDER_SEEN_TWICE] += len(repeated)
     label_of = {}
     for label in labels:
         label_of.setdefault(label.stem, label)

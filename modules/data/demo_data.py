@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from tqdm.auto import tqdm
 
+from modules.board.yolo_labels import read_yolo_label
 from modules.data.preprocess import load_rgb
-from modules.data.yolo_labels import read_yolo_label
 
 GENERATOR_VERSION = 2  # bump when scenes change, so existing demo folders are regenerated
 MARKER = "demo_complete.json"  # written last: its absence means an unfinished generation

@@ -20,6 +20,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow import flow as finn_flow
+from modules.dataflow import placement
 from modules.dataflow.stage_check import with_child
 from modules.hardware import estimates as finn_estimates
 
@@ -89,16 +90,25 @@ def _load_checked(qonnx_path):
     path = Path(qonnx_path)
     if not path.is_file():
         raise FileNotFoundError(f"compile: no model file {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"compile: {path} is an empty file, not an ONNX model")
     try:
-        return ModelWrapper(str(path))
+        model = ModelWrapper(str(path))
     except Exception as error:  # onnx raises several types for a file that is not a model
         raise ValueError(f"compile: {path} is not an ONNX model ({error})") from error
+    if not model.graph.node or not model.graph.input or not model.graph.output:
+        # protobuf parses many non-model files into an empty message without complaint
+        raise ValueError(
+            f"compile: {path} is not an ONNX model (no graph nodes, inputs or outputs)"
+        )
+    return model
 
 
 def compile_model(qonnx_path, out_dir, settings):
     """Run the flow on `qonnx_path` into `out_dir`; returns the report dict (also saved as
     out_dir/compile.json). A model that cannot become one HW partition gives hw_only False
-    and the blocking node; any other flow failure gives the step and the error."""
+    and the blocking node, one whose convolutions or matmuls stay on the host gives hw_only
+    False and those nodes (`placement`); any other flow failure gives the step and the error."""
     out_dir = Path(out_dir)
     model = _load_checked(qonnx_path)
     input_dtype = settings.input_dtype
@@ -123,7 +133,16 @@ def compile_model(qonnx_path, out_dir, settings):
         last = traceback.extract_tb(error.__traceback__)[-1]
         message = f"{type(error).__name__}: {error} (in {Path(last.filename).name}:{last.lineno})"
         return _save(_failure(settings, input_dtype, [], message), out_dir)
-    return _save(_success(flow, settings, out_dir), out_dir)
+    where = placement.placement(flow.parent, flow.child)
+    cause = placement.likely_cause(finn_flow.node_counts(flow.models["qonnx"]))
+    message = placement.placement_error(where, cause)
+    if message is not None:  # an accelerator that leaves the convs/matmuls on the host
+        failure = _failure(settings, flow.input_dtype, flow.reports, message)
+        return _save(
+            failure | {"placement": where, "host_nodes": finn_flow.node_counts(flow.parent)},
+            out_dir,
+        )
+    return _save(_success(flow, settings, out_dir) | {"placement": where}, out_dir)
 
 
 def _success(flow, settings, out_dir):

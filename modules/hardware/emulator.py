@@ -15,6 +15,8 @@ below 2**24), float64 (below 2**53) or int64 (`accumulator_dtype`). Inputs outsi
 input's datatype are refused (`check_input_range`).
 """
 
+import itertools
+
 import numpy as np
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
@@ -56,6 +58,28 @@ def check_input_shape(model, inputs):
             f"graph input {name!r} takes (N, {', '.join(map(str, shape[1:]))}); got inputs of "
             f"shape {tuple(inputs.shape)}"
         )
+
+
+def require_exact_input_shape(model, inputs):
+    """Raise InputRangeError unless `inputs` is a non-empty batch of exactly the graph input's
+    shape; an array whose dimensions are a permutation of it is named as transposed (the
+    element count alone lets an NHWC array pass for NCHW and gives wrong outputs)."""
+    name = model.graph.input[0].name
+    expected, got = tuple(model.get_tensor_shape(name)[1:]), tuple(inputs.shape[1:])
+    wanted = f"graph input {name!r} takes (N, {', '.join(map(str, expected))})"
+    if inputs.ndim == 0 or len(inputs) == 0:
+        raise InputRangeError(f"{wanted}; got an empty batch {tuple(inputs.shape)}")
+    if got == expected:
+        return
+    order = next((p for p in itertools.permutations(range(len(got)))
+                  if tuple(got[i] for i in p) == expected), None)  # fmt: skip
+    if order is not None:
+        axes = ", ".join(str(i + 1) for i in order)
+        raise InputRangeError(
+            f"{wanted}; got {tuple(inputs.shape)}, the same dimensions in another order: a "
+            f"transposed array (another layout); use x.transpose(0, {axes})"
+        )
+    raise InputRangeError(f"{wanted}; got inputs of shape {tuple(inputs.shape)}")
 
 
 def check_input_range(model, inputs):

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -45,17 +46,28 @@ def current_world():
     return World()
 
 
-def init_process_group(device):
-    """Join torchrun's group: NCCL when this rank trains on a GPU, gloo on CPU."""
+# a gloo group beside the training group, made at init by every rank (groups cannot be made
+# later, when a rank may be frozen): its monitored_barrier names the ranks that do not answer
+_monitor = {}
+
+
+def init_process_group(device, timeout_min=30.0):
+    """Join torchrun's group: NCCL when this rank trains on a GPU, gloo on CPU. A collective
+    that waits longer than `timeout_min` minutes (config.DDP_TIMEOUT_MIN) raises instead of
+    hanging (see `stalled_ranks_named`)."""
     if not launched_by_torchrun() or dist.is_initialized():
         return current_world()
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    timeout = timedelta(minutes=timeout_min)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timeout)
+    _monitor["group"] = dist.new_group(backend="gloo", timeout=timeout)
+    _monitor["timeout"] = timeout
     return current_world()
 
 
 def destroy_process_group():
+    _monitor.clear()
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -67,6 +79,42 @@ def leave_process_group():
     world = current_world()
     destroy_process_group()
     return world
+
+
+class StalledRankError(RuntimeError):
+    """A collective timed out: a rank is frozen, stalled or gone (the message names it)."""
+
+
+def is_timeout(error):
+    text = str(error).lower()
+    return "timed out" in text or "timeout" in text
+
+
+def unanswering_ranks():
+    """What the monitor group's barrier says about the ranks that do not answer (rank 0 lists
+    them; another rank learns that rank 0 does not answer), or None when all answer."""
+    try:
+        dist.monitored_barrier(_monitor["group"], timeout=_monitor["timeout"], wait_all_ranks=True)
+    except RuntimeError as error:
+        return str(error).strip().splitlines()[0]
+    return None
+
+
+@contextlib.contextmanager
+def stalled_ranks_named(world):
+    """A collective timeout inside the block becomes a StalledRankError naming this rank, the
+    timeout and the ranks that did not answer (a frozen rank would otherwise hang the run)."""
+    try:
+        yield
+    except (RuntimeError, dist.DistBackendError) as error:
+        if not world.distributed or "group" not in _monitor or not is_timeout(error):
+            raise
+        minutes = _monitor["timeout"].total_seconds() / 60
+        found = unanswering_ranks() or "every rank answers the monitor now"
+        raise StalledRankError(
+            f"rank {world.rank}: a collective got no answer within DDP_TIMEOUT_MIN = "
+            f"{minutes:g} min; {found} (a rank frozen, stalled or killed?)"
+        ) from error
 
 
 def barrier():

@@ -2,6 +2,8 @@
 
 A label file either parses completely or the whole image is skipped with a short reason: one bad
 line means the image's label is uncertain, and a wrong label is worse than a missing image.
+The one parser of the project: training, `check-data` and the board runtime all read labels
+here, so it ships in the board package (numpy only) and the repo imports it from there.
 """
 
 from pathlib import Path
