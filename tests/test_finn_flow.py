@@ -17,8 +17,8 @@ from qonnx.util.basic import qonnx_make_model
 
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check
-from modules.dataflow.graph_fixes import ReduceMeanToGlobalAveragePool
 from modules.dataflow.setup import ensure_finn
+from modules.quantization.export_fixes import ReduceMeanToGlobalAveragePool
 
 
 def test_finn_setup_is_idempotent():

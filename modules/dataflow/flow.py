@@ -67,11 +67,11 @@ from qonnx.util.cleanup import cleanup_model
 
 from modules.dataflow.graph_fixes import (
     BipolarOutputToBinary,
-    ReduceMeanToGlobalAveragePool,
     RemoveTransposeBeforeFlatten,
     output_tail_nodes,
 )
 from modules.dataflow.setup import ensure_finn
+from modules.quantization.export_fixes import ReduceMeanToGlobalAveragePool
 
 # Stage numbers are fixed so a file name always means the same step, whichever steps ran.
 STAGES = {

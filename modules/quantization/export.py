@@ -14,7 +14,7 @@ from brevitas.export import export_qonnx
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
-from modules.dataflow.graph_fixes import ReduceMeanToGlobalAveragePool
+from modules.quantization.export_fixes import ReduceMeanToGlobalAveragePool
 
 
 def dummy_input(img_size):
