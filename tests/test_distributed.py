@@ -24,6 +24,8 @@ def _ranks(rank, store_file, results):
         results[f"running_mean_{rank}"] = model[1].running_mean.tolist()
         share = np.array(ddp.eval_shard(5, world)) * 10  # rows of a 5-image set, strided
         results[f"gathered_{rank}"] = ddp.gather_rows(share[:, None], world)[:, 0].tolist()
+        shard_objects = [f"image {i}" for i in ddp.eval_shard(5, world)]  # e.g. detections
+        results[f"objects_{rank}"] = ddp.gather_objects(shard_objects, world)
         results[f"sum_{rank}"] = ddp.sum_over_ranks([1.0, rank], torch.device("cpu"), world)
     finally:
         dist.destroy_process_group()
@@ -35,5 +37,6 @@ def test_sync_check_buffers_gather_and_sum_on_two_ranks(tmp_path):
     for rank in (0, 1):
         assert "model weights differ between ranks" in results[f"diverged_{rank}"]
         assert results[f"gathered_{rank}"] == [0, 10, 20, 30, 40]  # dataset order, no padding
+        assert results[f"objects_{rank}"] == [f"image {i}" for i in range(5)]
         assert results[f"sum_{rank}"] == [2.0, 1.0]
     assert results["running_mean_1"] == results["running_mean_0"]
