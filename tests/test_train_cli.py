@@ -31,7 +31,8 @@ def train(tiny_dirs, runs_dir, nproc=1, stage="fp32", **overrides):
         command = [*launcher, "--no-python", *command]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if "Error" in line]  # every rank's
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:] + "\n".join(errors)
     return done.stdout
 
 
