@@ -89,9 +89,18 @@ def test_mvau_dsps_from_yosys_equal_the_model_and_a_rerun_is_cached(design_dir, 
     assert row["DSP"] == resources.rtl_mvau_dsp(folded, node, PART) == 2 * 4 / 2  # 2 lanes
     assert row["LUT"] == row["LUT_logic"] + row["LUT_SRL"] + row["LUT_RAM"] > 0
     assert row["FF"] > 0 and row["seconds"] > 0
+    assert row["BRAM36"] == row["model_BRAM36"] == 0  # 8 words of 16 bits: LUTRAM
     second = synth.synthesize(design, cache_dir, layers=["MVAU_rtl_0"], progress=False)
     assert second.table.loc["MVAU_rtl_0", "status"] == "cached"
     assert second.table.loc["MVAU_rtl_0", "LUT"] == row["LUT"]
+
+
+def test_model_bram_of_a_deep_weight_memory_equals_yosys(tmp_path, cache_dir):
+    model = tiny_mvau(pe=1, simd=2, mw=512, mh=32)  # 8192 x 8-bit weight words
+    design = synth.Design(model, PART, 100.0, tmp_path)
+    row = synth.synthesize(design, cache_dir, ["MVAU_rtl_0"], progress=False).table.iloc[0]
+    assert row["status"] in ("synthesized", "cached") and row["RAMB18"] + row["RAMB36"] > 0
+    assert row["model_BRAM36"] == row["BRAM36"] and row["model_DSP"] == row["DSP"]
 
 
 def test_cli_json_reports_each_layer_beside_the_model(design_dir, cache_dir, capsys):

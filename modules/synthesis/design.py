@@ -7,6 +7,7 @@ cover the whole design.
 """
 
 import json
+import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -189,7 +190,7 @@ def _patched_rtllib(cache_dir, part):
 def _stage(stitched, node, design, rtllib, cache_dir, context, fam, stubs):
     """Generate the layer's HDL in a staging folder, then keep it under its key (an
     identical layer staged before keeps its folder, and its top module's name)."""
-    staging = cache_dir / "staging" / node.name
+    staging = cache_dir / "staging" / str(os.getpid()) / node.name  # runs may share a cache
     if staging.exists():
         shutil.rmtree(staging)
     layer = hdl.generate(stitched, node, design.part, design.clock_mhz, staging, rtllib)
