@@ -89,7 +89,7 @@ def test_mvau_dsps_from_yosys_equal_the_model_and_a_rerun_is_cached(design_dir, 
     assert row["DSP"] == resources.rtl_mvau_dsp(folded, node, PART) == 2 * 4 / 2  # 2 lanes
     assert row["LUT"] == row["LUT_logic"] + row["LUT_SRL"] + row["LUT_RAM"] > 0
     assert row["FF"] > 0 and row["seconds"] > 0
-    assert row["BRAM36"] == row["model_BRAM36"] == 0  # 8 words of 16 bits: LUTRAM
+    assert row["BRAM36"] == row["model_BRAM36"] == 0  # 4 words of 32 bits: LUTRAM
     second = synth.synthesize(design, cache_dir, layers=["MVAU_rtl_0"], progress=False)
     assert second.table.loc["MVAU_rtl_0", "status"] == "cached"
     assert second.table.loc["MVAU_rtl_0", "LUT"] == row["LUT"]
