@@ -47,9 +47,9 @@ def _print_text(report):
         print("\nper block type (synthesized blocks):")
         print(synth.per_type(report.table).to_string())
     totals = report.totals()
-    scope = (
-        "whole design" if totals["complete"] else "synthesized blocks ONLY (not the whole design)"
-    )
+    scope = "whole design" if totals["complete"] else "synthesized blocks ONLY, not the design"
+    if report.selected:
+        scope = "the selected blocks ONLY, not the design"
     print(
         f"\ntotal, {scope}: LUT {totals['LUT']:.0f} (model {totals['model_LUT']:.0f}), "
         f"FF {totals['FF']:.0f}, BRAM36 {totals['BRAM36']:.1f} (model "

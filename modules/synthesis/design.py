@@ -45,11 +45,14 @@ class SynthReport:
     part: str
     source: str
     failures: list = field(default_factory=list)
+    selected: bool = False  # only the blocks named by `layers`
 
     @property
     def complete(self):
-        """True when every block has a Yosys figure (no HLS layer, no failure)."""
-        return bool((self.table["status"].isin(("synthesized", "cached"))).all())
+        """True when every block of the design has a Yosys figure (all blocks asked for, no
+        HLS layer, no failure)."""
+        done = self.table["status"].isin(("synthesized", "cached")).all()
+        return bool(done) and not self.selected
 
     def totals(self):
         """Sums over the synthesized blocks, and the model's sums over the same blocks;
@@ -176,7 +179,7 @@ def synthesize(design, cache_dir, layers=None, jobs=1, progress=True, timeout=No
     for job in pending.values():
         results |= dict.fromkeys(job.layers, job.result)
     table = _table(nodes, results, model_table)
-    return SynthReport(table, design.part, str(design.source), failures)
+    return SynthReport(table, design.part, str(design.source), failures, bool(layers))
 
 
 def _patched_rtllib(cache_dir, part):
