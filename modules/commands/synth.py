@@ -10,6 +10,7 @@ import config
 from modules.commands._shared import print_json
 from modules.hardware.estimates import part_for_board
 from modules.synthesis import design as synth
+from modules.synthesis.lut_differences import explain
 
 NAME = "synth"
 HELP = "synthesize the RTL layers of a compiled design with Yosys (no Vivado); model vs Yosys"
@@ -36,7 +37,7 @@ def report_dict(report):
         "complete": report.complete,
         "layers": table.astype(object).where(table.notna(), None).to_dict("records"),
         "totals": report.totals(),
-        "per_type": synth.per_type(report.table).reset_index().to_dict("records"),
+        "per_type": explain(synth.per_type(report.table)).reset_index().to_dict("records"),
         "failures": report.failures,
     }
 
@@ -45,7 +46,11 @@ def _print_text(report):
     with pd.option_context("display.width", 250, "display.max_rows", 500, "display.precision", 1):
         print(report.table[SHOWN].to_string(na_rep="-"))
         print("\nper block type (synthesized blocks):")
-        print(synth.per_type(report.table).to_string())
+        kinds = explain(synth.per_type(report.table))
+        print(kinds.drop(columns="why").to_string())
+        for kind, why in kinds["why"].items():
+            if why:
+                print(f"  {kind}: {why}")
     totals = report.totals()
     scope = "whole design" if totals["complete"] else "synthesized blocks ONLY, not the design"
     if report.selected:
@@ -55,7 +60,7 @@ def _print_text(report):
         f"FF {totals['FF']:.0f}, BRAM36 {totals['BRAM36']:.1f} (model "
         f"{totals['model_BRAM36']:.1f}), DSP {totals['DSP']:.0f} (model {totals['model_DSP']:.0f})"
     )
-    if not totals["complete"]:
+    if totals["left_out"]:
         left = totals["left_out"]
         print(f"left out of that total: {len(left)} block(s) {sorted(set(left.values()))}; "
               f"their model figures: {totals['left_out_model']}")  # fmt: skip
