@@ -138,3 +138,16 @@ def test_a_design_without_hw_layers_is_refused(tmp_path):
 def test_a_folder_without_a_design_names_what_it_looked_for(tmp_path):
     with pytest.raises(SystemExit, match="design_accelerator.onnx"):
         cli.main(["synth", str(tmp_path)])
+
+
+def test_a_layer_whose_hdl_generation_fails_is_named_and_left_out(tmp_path, cache_dir):
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = tiny_mvau(pe=2, simd=1, mw=4, mh=4)
+    getCustomOp(model.graph.node[0]).set_nodeattr("pumpedCompute", 1)  # refused at SIMD 1
+    design = synth.Design(model, PART, 100.0, tmp_path)
+    report = synth.synthesize(design, cache_dir, ["MVAU_rtl_0"], progress=False)
+    (failure,) = report.failures
+    assert failure.startswith("MVAU_rtl_0 (MVAU_rtl): HDL generation failed") and "SIMD" in failure
+    assert report.table.loc["MVAU_rtl_0", "status"] == "failed" and not report.complete
+    assert "MVAU_rtl_0" in report.totals()["left_out"]
