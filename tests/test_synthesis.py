@@ -151,3 +151,14 @@ def test_a_layer_whose_hdl_generation_fails_is_named_and_left_out(tmp_path, cach
     assert failure.startswith("MVAU_rtl_0 (MVAU_rtl): HDL generation failed") and "SIMD" in failure
     assert report.table.loc["MVAU_rtl_0", "status"] == "failed" and not report.complete
     assert "MVAU_rtl_0" in report.totals()["left_out"]
+
+
+def test_differences_beyond_the_tolerance_are_explained_or_flagged():
+    import pandas as pd
+
+    from modules.synthesis.lut_differences import explain
+
+    kinds = pd.DataFrame({"LUT diff %": [-88.0, 3.0, 40.0]}, index=["Thresholding", "MVAU", "New"])
+    why = explain(kinds)["why"]
+    assert why["Thresholding"].startswith("-88 %") and why["MVAU"] == ""
+    assert why["New"] == "unexplained"  # a new difference shows up, not a stale note
