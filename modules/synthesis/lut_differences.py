@@ -10,34 +10,32 @@ factors are a refit for the calibration (issue 16), not something to patch per l
 
 TOLERANCE_PERCENT = 25.0
 
-NOTES = {  # figures: the demo classifier, model - Yosys in % of Yosys
+NOTES = {  # model - Yosys in % of Yosys: demo classifier / demo detector
     "Thresholding": (
-        "-88 %: model = FINN's estimate x 0.20, fitted where seed 001's Vivado build put the "
-        "deeper threshold memories in BRAM; Yosys keeps constant thresholds as ROM in logic "
-        "(BRAM 0, as the model now has it, except one RAMB18 for the 1024-word last stage of 3 "
-        "of 7 equal-shaped 128-channel layers: Yosys first removes constant threshold bits, "
-        "so that choice follows the values)"
+        "-88 / -77 %: model = FINN's estimate x 0.20, fitted where seed 001's Vivado build put "
+        "threshold memories in BRAM; Yosys keeps constant thresholds as ROM in logic except "
+        "the deep stages the model now sends to BRAM, so the ROM LUTs are missing"
     ),
     "Padding": (
-        "-90 %: structural count (output width + counters) x 0.34 from seed 001; "
+        "-90 / -88 %: structural count (output width + counters) x 0.34 from seed 001; "
         "fmpadding.sv's counters and stream buffering map to ~70-80 LUT whatever the width"
     ),
     "StreamingDataWidthConverter": (
-        "-90 %: FINN's estimate x 0.20 from seed 001; finn-plus' generic dwc_axi/vpc.sv "
+        "-90 / -76 %: FINN's estimate x 0.20 from seed 001; finn-plus' generic dwc_axi/vpc.sv "
         "converter maps to 18-557 LUT in Yosys, the 80->10 bit down-converter largest"
     ),
     "ConvolutionInputGenerator": (
-        "-45 %: FINN's estimate x 0.61 from seed 001; Yosys puts the line buffers in LUTRAM "
-        "(RAM32M/RAM64M, 170-310 LUT) beside 300-390 LUT of address logic"
+        "-45 / -34 %: FINN's estimate x 0.61 from seed 001; Yosys puts the line buffers in "
+        "LUTRAM (RAM32M/RAM64M, 170-310 LUT) beside 300-390 LUT of address logic"
     ),
     "FIFO": (
-        "-35 %: FINN's fifo.sv fit x 0.81 from seed 001; a depth-2 shift FIFO is 15 logic LUT "
-        "+ one SRL per bit in Yosys, the model 0.8 x (8 + width); deep (BRAM) FIFOs agree"
+        "-35 / -34 %: FINN's fifo.sv fit x 0.81 from seed 001; a depth-2 shift FIFO is 15 "
+        "logic LUT + one SRL per bit in Yosys, the model 0.8 x (8 + width); deep FIFOs agree"
     ),
     "MVAU": (
-        "structural count (adder tree, output queue, LUTRAM weights) x 2.23 from seed 001; "
-        "the factor also scales LUTRAM weights, so the 216-bit stem layer is above Yosys and "
-        "narrow layers below"
+        "+3 / +31 %: structural count (adder tree, output queue, LUTRAM weights) x 2.23 from "
+        "seed 001; the factor also scales LUTRAM weights, so the wide shallow stem layers "
+        "(216 and 432 bits x 32 and 4 words) are far above Yosys and narrow layers below"
     ),
 }
 
