@@ -128,10 +128,10 @@ def select_layers(stitched, names):
 
 
 def flow_context(part):
-    """What besides the HDL decides a layer's counts (part of every cache key)."""
+    """What besides the HDL decides a layer's counts (part of every cache key); the source
+    adjustments are in the HDL itself (the patched copies are hashed with it)."""
     return {
         "part": part,
-        "patches": patches.patch_digest(),
         "flow": yosys.script_digest(),
         "yosys": yosys.version(),
     }

@@ -23,16 +23,17 @@ class PatchError(RuntimeError):
 class Patch:
     name: str
     files: tuple  # paths relative to finn-rtllib
-    pattern: str  # regular expression (re.M); every file must match it `count` times
+    pattern: str  # regular expression (re.M)
     replacement: str
-    count: int
+    counts: tuple  # matches expected in each file, in the order of `files`
     works_around: str
 
     def apply(self, text, path):
+        expected = self.counts[[str(path).endswith(f) for f in self.files].index(True)]
         patched, found = re.subn(self.pattern, self.replacement, text, flags=re.M)
-        if found != self.count:
+        if found != expected:
             raise PatchError(
-                f"source adjustment {self.name!r} expected {self.count} match(es) of "
+                f"source adjustment {self.name!r} expected {expected} match(es) of "
                 f"{self.pattern!r} in {path}, found {found}: the finn-rtllib of this finn-plus "
                 "differs from the one the adjustment was written for (modules/synthesis/"
                 "patches.py)"
@@ -46,16 +47,20 @@ PATCHES = (
         files=("fifo/hdl/fifo.sv", "dwc/hdl/vpc.sv"),
         pattern=r"^`default_nettype \w+\n",
         replacement="",
-        count=2,
+        counts=(2, 2),
         works_around="`default_nettype between the port list and endmodule: slang rejects a "
         "directive inside a design element (it only affects implicit-net checks)",
     ),
     Patch(
         name="ram_style_attribute_case",
-        files=("thresholding/hdl/thresholding.sv",),
-        pattern=r"RAM_STYLE = RAM_STYLE",
-        replacement="ram_style = RAM_STYLE",
-        count=2,
+        files=(
+            "thresholding/hdl/thresholding.sv",
+            "fifo/hdl/fifo.sv",
+            "memstream/hdl/memstream.sv",
+        ),
+        pattern=r"(\(\*.*)RAM_STYLE = ",
+        replacement=r"\1ram_style = ",
+        counts=(2, 3, 1),
         works_around="Yosys' memory mapping reads the attribute `ram_style` case-sensitively; "
         "Vivado accepts `RAM_STYLE`",
     ),
@@ -64,7 +69,7 @@ PATCHES = (
         files=("fifo/hdl/fifo.sv",),
         pattern=r'/\* else \*/\s+"ultra";',
         replacement='/* else */                        "block";',
-        count=1,
+        counts=(1,),
         works_around="fifo.sv picks URAM above depth 2028; 7-series parts have none and "
         "Vivado builds block RAM there (applied for xc7 parts only)",
     ),
@@ -79,7 +84,7 @@ PATCHES = (
             r"\t\tendfunction : init_leaf_loads\n)"
         ),
         replacement=r"\2\1",
-        count=1,
+        counts=(1,),
         works_around="a constant function (and its return type) declared inside a generate "
         "block and called there for a localparam: slang cannot call it in a constant "
         "expression; moved unchanged to module level, before the generate block",
@@ -89,7 +94,7 @@ PATCHES = (
         files=("mvu/mvu.sv",),
         pattern=r"^\t\tinitial begin\n\t\t\t#100ns;\n\t\t\tDirty <= 0;\n\t\tend\n",
         replacement="\t\tinitial  Dirty = 0;\n",
-        count=1,
+        counts=(1,),
         works_around="a simulation-only start-up watchdog (`#100ns` in an initial block) "
         "that synthesis cannot represent; it only drives a $warning",
     ),
@@ -98,7 +103,7 @@ PATCHES = (
         files=("thresholding/hdl/thresholding.sv",),
         pattern=r"p\.ptr\[M-1:SN\+1\] < 2\*\*stage - SCOPE_REDUCE",
         replacement="(p.ptr[M-1:0] >> (SN+1)) < 2**stage - SCOPE_REDUCE",
-        count=1,
+        counts=(1,),
         works_around="`p.ptr[M-1:SN+1]` is a reversed part-select at stage 0 (SN = M-1), "
         "where SCOPE_REDUCE is 0 and the branch is dead; slang rejects it even there. The "
         "shift is the same value wherever the select is valid",
@@ -136,5 +141,5 @@ def patches_for(part):
 
 def patch_digest():
     """Changes when any patch changes (part of the synthesis cache key)."""
-    text = repr([(p.name, p.files, p.pattern, p.replacement, p.count) for p in PATCHES])
+    text = repr([(p.name, p.files, p.pattern, p.replacement, p.counts) for p in PATCHES])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
