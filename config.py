@@ -126,6 +126,11 @@ FIT_TO_PART = True  # lower the target FPS until the design fits the budget
 MVAU_WWIDTH_MAX = 216
 STANDALONE_THRESHOLDS = True  # thresholds as own layers: lets FINN use DSP-based RTL MVAUs
 FINN_VERIFY_IMAGES = 32  # test images through every FINN stage (python execution is slow)
+# notebook 03: synthesize the design's RTL layers with Yosys (firesmoke synth) and show the
+# per-layer table beside the resource model; minutes of CPU on a first run, then cached
+SYNTH_CHECK = False
+SYNTH_JOBS = 2  # parallel Yosys runs (one core each)
+SYNTH_CACHE_DIR = "data/cache/synth"  # per-layer results, keyed by layer and RTL version
 
 # ---------------------------------------------------------------- bitstream and board (04, 05)
 # BOARD, BOARD_PARTS and CLOCK_MHZ above apply (Vivado targets a period of 1000 / CLOCK_MHZ ns)

@@ -194,6 +194,8 @@ RULES = {
     "MVAU_WWIDTH_MAX": integer(1),
     "STANDALONE_THRESHOLDS": boolean,
     "FINN_VERIFY_IMAGES": integer(1),
+    "SYNTH_CHECK": boolean,
+    "SYNTH_JOBS": integer(1),
     "GENERATE_BITFILE": boolean,
     "OOC_SYNTH": boolean,
     "ACCELERATOR_BACKEND": choice(_backends),

@@ -145,6 +145,91 @@ def rtl_mvau_dsp(model, node, part):
     return float(mvu_dsp_slices(instance.get_nodeattr("PE"), instance.get_nodeattr("SIMD"), lanes))
 
 
+# ------------------------------------------------------------------ memories of RTL layers
+# Where the finn-rtllib layers put their memories, as Yosys' memory mapping decides it on the
+# 7-series (`firesmoke synth`, modules/synthesis): memory_libmap takes the cheapest of LUTRAM
+# (lutrams_xc5v.txt: cost 8 per 256 bit-entries, i.e. 1 per 32) and block RAM
+# (brams_xc4v.txt: RAMB18 512x36 ... 16Kx1 at cost 129, RAMB36 512x72 ... 32Kx1 at 257).
+# FINN's estimate puts every `auto` weight memory in BRAM and the calibration adds BRAM per
+# threshold bit; Yosys keeps shallow weight memories in LUTRAM and constant thresholds
+# (no run-time access) in logic but for the deep stages. On the demo designs this gives
+# Yosys' DSP count exactly and its BRAM36 to 25.0 vs 23.0 (classifier) and 82.0 vs 81.5
+# (detector): four value-dependent threshold ROMs and one weight memory Yosys splits
+# into two geometries (benchmarks/synth_demo_designs.py).
+
+RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+RAMB36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2))
+LUTRAM_COST_PER_BIT_32 = 1  # one cost unit per bit column per 32 entries
+RAMB18_COST, RAMB36_COST = 129, 257
+
+
+MUX_COST_PER_BIT = 1  # each further block in depth adds an output mux input per bit
+# a constant threshold stage of this many bits or more: Yosys maps the ROM to BRAM (demo
+# designs: 832 x 11 bits and up did; 1024 x 9 did for 3 of 7 equal-shaped layers, 448 x 11
+# never: the constant bits Yosys removes first make the choice value-dependent there)
+THRESHOLD_ROM_BRAM_BITS = 8192
+
+
+def _bram_option(depth, width, shapes, cost):
+    """(cost, blocks) of the cheapest single geometry, output muxes included."""
+    options = []
+    for d, w in shapes:
+        deep, wide = math.ceil(depth / d), math.ceil(width / w)
+        options.append((deep * wide * cost + (deep - 1) * width * MUX_COST_PER_BIT, deep * wide))
+    return min(options)
+
+
+def memory_bram36(depth, width, ram_style="auto"):
+    """BRAM36 (RAMB18 counting one half) of a depth x width memory with one read/write port
+    as Yosys maps it for the 7-series; 0 when it goes to LUTRAM."""
+    if not depth or not width or ram_style in ("distributed", "ultra_distributed"):
+        return 0.0
+    half_cost, half = _bram_option(depth, width, RAMB18_SHAPES, RAMB18_COST)
+    full_cost, full = _bram_option(depth, width, RAMB36_SHAPES, RAMB36_COST)
+    bram_cost, bram36 = min((half_cost, half / 2), (full_cost, float(full)))
+    lutram_cost = LUTRAM_COST_PER_BIT_32 * width * math.ceil(depth / 32)
+    if ram_style == "block" or bram_cost < lutram_cost:
+        return bram36
+    return 0.0
+
+
+def rtl_layer_bram36(node):
+    """BRAM36 of an RTL layer whose memory the RTL (not FINN's estimate) decides, or None:
+    the weight streamer of an internal_decoupled MVAU/VVAU, and constant thresholds."""
+    instance = getCustomOp(node)
+    if node.op_type in ("MVAU_rtl", "VVAU_rtl"):
+        if instance.get_nodeattr("mem_mode") != "internal_decoupled":
+            return 0.0  # weights streamed from outside the layer
+        width = instance.get_nodeattr("PE") * instance.get_nodeattr("SIMD")
+        width *= instance.get_input_datatype(1).bitwidth()
+        return memory_bram36(instance.calc_wmem(), width, instance.get_nodeattr("ram_style"))
+    if node.op_type == "Thresholding_rtl" and not _thresholds_in_bram(instance):
+        return threshold_rom_bram36(instance)
+    return None
+
+
+def threshold_rom_bram36(instance):
+    """BRAM36 of constant thresholds (thresholding.sv: per PE, stage s of M = clog2(N+1)
+    holds C/PE * 2^s thresholds): the stages of THRESHOLD_ROM_BRAM_BITS or more."""
+    pe, channels = instance.get_nodeattr("PE"), instance.get_nodeattr("NumChannels")
+    steps = instance.get_nodeattr("numSteps")
+    width = instance.get_input_datatype(1).bitwidth()  # thresholding.sv's WT
+    total = 0.0
+    for stage in range(math.ceil(math.log2(steps + 1))):
+        depth = channels // pe * 2**stage
+        if depth * width >= THRESHOLD_ROM_BRAM_BITS:
+            total += pe * memory_bram36(depth, width, "block")
+    return total
+
+
+def _thresholds_in_bram(instance):
+    """thresholding.sv forces BRAM only past depth_trigger_bram; run-time writable
+    thresholds are RAM Vivado/Yosys may put in BRAM, constant ones are ROMs in logic."""
+    return bool(instance.get_nodeattr("depth_trigger_bram")) or bool(
+        instance.get_nodeattr("runtime_writeable_weights")
+    )
+
+
 # ------------------------------------------------------------------ LUTs FINN leaves at 0
 
 
@@ -219,7 +304,10 @@ def structural_luts(node, finn_estimate):
     """LUTs of a layer whose FINN estimate is 0 (None for layers FINN does estimate)."""
     instance = getCustomOp(node)
     if node.op_type == "MVAU_rtl":
-        return float(_mvau_rtl_luts(instance, finn_estimate.get("BRAM_18K", 0)))
+        bram = rtl_layer_bram36(node)  # weights in LUTRAM when Yosys maps them there
+        return float(
+            _mvau_rtl_luts(instance, finn_estimate.get("BRAM_18K", 0) if bram is None else bram)
+        )
     model = STRUCTURAL_LUTS.get(node.op_type)
     return float(model(instance)) if model else None
 
@@ -309,6 +397,13 @@ def _layer_row(model, node, estimate, part):
     if node.op_type == "MVAU_rtl":
         dsp = rtl_mvau_dsp(model, node, part)
         source += "; DSP from mvu.sv lane packing"
+    bram, memory_bits = finn["finn_BRAM36"], 0
+    if node.op_type.startswith("Thresholding"):
+        memory_bits = threshold_bits(getCustomOp(node))
+    rtl_bram = rtl_layer_bram36(node) if not has_uram(part) else None
+    if rtl_bram is not None:  # no calibrated BRAM per threshold bit on top
+        bram, memory_bits = rtl_bram, 0
+        source += "; BRAM as Yosys maps the RTL's memory"
     return {
         "block": node.name,
         "op_type": node.op_type,
@@ -316,12 +411,10 @@ def _layer_row(model, node, estimate, part):
         **finn,
         "LUT": lut,
         "FF": 0.0,
-        "BRAM36": finn["finn_BRAM36"],
+        "BRAM36": bram,
         "DSP": dsp,
         "depth": getCustomOp(node).get_nodeattr("depth") if "FIFO" in node.op_type else None,
-        "memory_bits": (
-            threshold_bits(getCustomOp(node)) if node.op_type.startswith("Thresholding") else 0
-        ),
+        "memory_bits": memory_bits,
         "source": source,
     }
 

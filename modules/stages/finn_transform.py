@@ -119,3 +119,15 @@ def emulate_design(paths, images):
     """The chosen design (host nodes + bit-exact emulated accelerator) on `images`."""
     emulator = Emulator(ModelWrapper(load_handoff(paths)["parent"]))
     return emulator(np.asarray(images, dtype=np.float32))
+
+
+def synth_check(cfg, paths):
+    """config.SYNTH_CHECK: the chosen design's RTL layers synthesized with Yosys beside the
+    resource model (as `firesmoke synth RUN/finn`); None when off."""
+    if not cfg.SYNTH_CHECK:
+        return None
+    from modules.synthesis import design as synth
+
+    part = finn_estimates.part_for_board(cfg.BOARD, cfg.BOARD_PARTS)
+    design = synth.load_design(paths.finn, part=part, clock_mhz=cfg.CLOCK_MHZ)
+    return synth.synthesize(design, cfg.SYNTH_CACHE_DIR, jobs=cfg.SYNTH_JOBS)
