@@ -158,8 +158,10 @@ MIN_TEST_MAP50 = None  # notebooks assert the test mAP@0.5 reaches this (None: n
 # MAX_PTQ_DROP and QAT otherwise ("gate"); hidden layers are quantized at WEIGHT_BIT_WIDTH /
 # ACT_BIT_WIDTH whichever the method. Then test metric, QONNX export and the fit-to-part search.
 # A grid is a list of points (config overrides each) or {config key: [values]} (their product).
+SWEEP_GRID = "demo"  # the grid notebook 06 and `firesmoke sweep` run unless told another
 SWEEP_GRIDS = {
     "classify": {
+        "tiny": [{"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "DEPLOY_MODEL": "ptq"}],  # tests
         "demo": [
             {"WEIGHT_BIT_WIDTH": 2, "ACT_BIT_WIDTH": 2},
             {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4},
@@ -175,6 +177,7 @@ SWEEP_GRIDS = {
         },
     },
     "detect": {
+        "tiny": [{"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "DEPLOY_MODEL": "ptq"}],
         "demo": [
             {"WEIGHT_BIT_WIDTH": 2, "ACT_BIT_WIDTH": 2},
             {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4},
@@ -278,6 +281,7 @@ PROFILES = {
         "EQUIVALENCE_IMAGES": 4,
         "FINN_VERIFY_IMAGES": 4,
         "TARGET_FPS": 20000,
+        "SWEEP_GRID": "tiny",
         "SWEEP_QAT_EPOCHS": 1,
         "SWEEP_FP32_EPOCHS": 1,
     },

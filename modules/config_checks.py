@@ -186,6 +186,7 @@ RULES = {
     "DEPLOY_MODEL": choice(lambda: ("gate", "qat", "ptq", "sweep")),
     "SWEEP_QAT_EPOCHS": integer(1, optional=True),
     "SWEEP_FP32_EPOCHS": integer(1, optional=True),
+    "SWEEP_GRID": optional_text,
     "SWEEP_STORAGE": optional_text,
     "SWEEP_SEED": integer(0),
     "SWEEP_HEARTBEAT_S": integer(1),

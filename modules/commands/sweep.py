@@ -19,7 +19,9 @@ SHOWN = ["label", "method", "state", "metric", "drop_from_fp32_%", "fps", "LUT %
 
 def add_arguments(parser):
     add_profile_arguments(parser)
-    parser.add_argument("--grid", default="demo", help="a grid of config.SWEEP_GRIDS[TASK]")
+    parser.add_argument(
+        "--grid", help="a grid of config.SWEEP_GRIDS[TASK] (default: config.SWEEP_GRID)"
+    )
     parser.add_argument(
         "--search", action="store_true", help="NSGA-II over config.SWEEP_SEARCH_SPACES[TASK]"
     )

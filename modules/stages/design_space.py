@@ -47,9 +47,10 @@ def storage_url(cfg, storage=None):
     return f"sqlite:///{(sweep_dir(cfg) / 'study.db').resolve()}"
 
 
-def sweep_spec(cfg, profile, overrides, grid="demo", trials=None, storage=None):
-    """The study of this run and task: grid `grid`, or NSGA-II for `trials` trials
-    (trials given). Every point is checked against config.apply first."""
+def sweep_spec(cfg, profile, overrides, grid=None, trials=None, storage=None):
+    """The study of this run and task: grid `grid` (None: config.SWEEP_GRID), or NSGA-II for
+    `trials` trials (trials given). Every point is checked against config.apply first."""
+    grid = grid or cfg.SWEEP_GRID
     common = dict(
         storage_url=storage_url(cfg, storage),
         seed=cfg.SWEEP_SEED,
@@ -72,7 +73,7 @@ def sweep_spec(cfg, profile, overrides, grid="demo", trials=None, storage=None):
     return sweep_study.SweepSpec(name, points=tuple(points), **common)
 
 
-def run_sweep(profile, overrides=None, grid="demo", trials=None, storage=None, jobs=1):
+def run_sweep(profile, overrides=None, grid=None, trials=None, storage=None, jobs=1):
     """Run (or continue) the study with `jobs` worker processes (1: this process). Returns
     the study; SweepFailed when every trial failed."""
     overrides = dict(overrides or {})
@@ -162,13 +163,11 @@ def run_trial(profile, overrides, number, point):
     metric = float(result.metrics[task.metric])
     fp32 = float(json.loads(fp32_metric_path.read_text())[task.metric])
     record = {
-        "label": sweep_space.label(point),
-        "point": point,
         "method": deployed.choice,
         "kind": deployed.kind,
         "bits": deployed.bits.__dict__,
         "width": width_of(config),
-        "config": model_config(config, deployed),
+        "config": model_config(config),
         "metric_name": task.metric,
         "metric": metric,
         "fp32_metric": fp32,
@@ -189,7 +188,7 @@ def width_of(cfg):
     return cfg.DETECTOR_WIDTH_MULT if cfg.TASK == "detect" else cfg.WIDTH_MULT
 
 
-def model_config(cfg, deployed):
+def model_config(cfg):
     """The config values the trial's model was built with: what notebook 03 applies to take it."""
     keys = [*sweep_space.FP32_MODEL_KEYS, "INPUT_BIT_WIDTH", "FIRST_LAYER_WEIGHT_BIT_WIDTH",
             "WEIGHT_BIT_WIDTH", "ACT_BIT_WIDTH", "LAST_LAYER_WEIGHT_BIT_WIDTH", "BIAS_BIT_WIDTH",

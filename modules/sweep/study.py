@@ -21,8 +21,6 @@ from optuna.trial import TrialState
 
 from modules.sweep.space import label
 
-# heartbeats and their retry callback are marked experimental; they are what resuming needs
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 OBJECTIVES = ("metric", "fps")  # both maximised
 DIRECTIONS = ("maximize", "maximize")
 
@@ -53,16 +51,25 @@ class SweepSpec:
         return [label(point) for point in self.points]
 
 
+def retry_callback(spec):
+    # heartbeats and their retry callback are marked experimental; they are what resuming needs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(spec.max_retry)
+
+
 def open_storage(spec):
     """The RDB storage with heartbeats; a URL that cannot be opened is a SweepStorageError."""
     try:
-        return RDBStorage(
-            spec.storage_url,
-            heartbeat_interval=spec.heartbeat_s,
-            grace_period=spec.grace_s,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(spec.max_retry),
-            engine_kwargs={"pool_pre_ping": True},
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                spec.storage_url,
+                heartbeat_interval=spec.heartbeat_s,
+                grace_period=spec.grace_s,
+                heartbeat_stale_trial_callback=retry_callback(spec),
+                engine_kwargs={"pool_pre_ping": True},
+            )
     except Exception as error:  # sqlalchemy's OperationalError, a missing driver, a bad URL
         raise SweepStorageError(
             f"cannot open the sweep storage {spec.storage_url!r} (--storage / "
@@ -104,7 +111,7 @@ def requeue_interrupted(study, spec):
     like a heartbeat-stale one; the callback keeps to max_retry."""
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
-    retry = RetryHeartbeatStaleTrialCallback(spec.max_retry)
+    retry = retry_callback(spec)
     for trial in trials:
         crashed = "error" in trial.user_attrs
         if trial.state == TrialState.FAIL and not crashed and trial.number not in retried:
@@ -155,6 +162,7 @@ def objective_for(spec, run_point):
     def objective(trial):
         point = suggest_point(trial, spec)
         trial.set_user_attr("point", point)
+        trial.set_user_attr("label", label(point))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         twin = same_point_trial(trial, point)
         if twin is not None:
