@@ -12,9 +12,13 @@ import optuna
 import pytest
 
 import config
+from modules.quantization.deployed import deployed_config, load_deployed_model
+from modules.run_paths import run_paths
 from modules.stages import design_space
+from modules.sweep import results
 from modules.sweep.space import SweepSpaceError, label
 from modules.sweep.study import SweepSpec, SweepStorageError, open_storage
+from modules.tasks.base import task_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -90,6 +94,29 @@ def test_two_workers_run_every_grid_point_once(fp32_run, tiny_dirs):
         assert trial.values == [attrs["metric"], attrs["fps"]]
         print(f"trial {trial.number} {attrs['label']}: {attrs['wall_s']} s, worker "
               f"{attrs['worker']}")  # fmt: skip
+    takes_recommendation(study, settings)
+
+
+def takes_recommendation(study, settings):
+    """Notebook 03's first steps with DEPLOY_MODEL = "sweep": the recommended trial's config
+    applied, its checkpoint loaded into the model that config builds, same test metric."""
+    table = results.trials_table(study)
+    best, why = results.recommend(table, target_fps=1.0)
+    try:
+        config.apply("tiny", **settings)
+        design_space.save_recommendation(config, study, best, why)
+        config.apply("tiny", **settings, DEPLOY_MODEL="sweep", BREVITAS_MODEL=True)
+        paths = run_paths(config)
+        config.apply("tiny", **settings, DEPLOY_MODEL="sweep", BREVITAS_MODEL=True,
+                     **deployed_config(config, paths))  # fmt: skip
+        task = task_for(config)
+        data = task.prepare_data(config)
+        deployed, model = load_deployed_model(task, config, paths)
+        assert deployed.qonnx == Path(table.loc[best, "folder"]) / "onnx" / deployed.qonnx.name
+        result, _ = task.evaluate_on_test(config, model, data, paths, "check")
+        assert result.metrics[task.metric] == pytest.approx(table.loc[best, "metric"])
+    finally:
+        config.apply()
 
 
 @pytest.mark.slow

@@ -47,6 +47,11 @@ def main(args):
         )
     except (SweepSpaceError, SweepStorageError, SweepFailed, FileNotFoundError) as error:
         raise SystemExit(f"sweep: {error}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(
+            "sweep interrupted: the study keeps every finished trial; run the same command "
+            "again to continue (the interrupted trial runs again)"
+        ) from None
     table = trials_table(study)
     front = pareto_numbers(study)
     seconds = time.perf_counter() - started

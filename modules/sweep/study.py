@@ -8,6 +8,7 @@ is never rerun. Several workers (processes here, or machines on a shared Postgre
 storage) draw from the same study.
 """
 
+import contextlib
 import multiprocessing
 import os
 import socket
@@ -51,18 +52,23 @@ class SweepSpec:
         return [label(point) for point in self.points]
 
 
-def retry_callback(spec):
-    # heartbeats and their retry callback are marked experimental; they are what resuming needs
+@contextlib.contextmanager
+def heartbeat_api():
+    """Heartbeats and their retry callback are marked experimental; resuming needs them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def retry_callback(spec):
+    with heartbeat_api():
         return RetryHeartbeatStaleTrialCallback(spec.max_retry)
 
 
 def open_storage(spec):
     """The RDB storage with heartbeats; a URL that cannot be opened is a SweepStorageError."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with heartbeat_api():
             return RDBStorage(
                 spec.storage_url,
                 heartbeat_interval=spec.heartbeat_s,
@@ -192,7 +198,8 @@ def run_worker(spec, run_point):
     study = open_study(spec)
     objective = objective_for(spec, run_point)
     while True:
-        fail_stale_trials(study)  # heartbeat-stale trials: failed, and queued again
+        with heartbeat_api():
+            fail_stale_trials(study)  # heartbeat-stale trials: failed, and queued again
         requeue_interrupted(study, spec)
         state = progress(study, spec)
         if state.done:
