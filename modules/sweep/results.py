@@ -10,7 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
+from modules.sweep.space import label  # noqa: E402
+
 RESOURCE_COLUMNS = ("LUT %", "FF %", "BRAM36 %", "DSP %")
+BIT_COLUMNS = ("W", "A", "first", "last")
 COLUMNS = (
     "label", "method", "W", "A", "first", "last", "width", "state", "metric", "drop_from_fp32_%",
     "fps", *RESOURCE_COLUMNS, "fits", "binding_resource", "wall_s", "reason", "folder",
@@ -23,7 +26,7 @@ def trial_row(trial):
     reason = attrs.get("error") or attrs.get("finn_error") or _system_reason(trial)
     return {
         "trial": trial.number,
-        "label": attrs.get("label"),
+        "label": attrs.get("label") or label(attrs.get("point", {})),
         "method": attrs.get("method", attrs.get("point", {}).get("DEPLOY_MODEL", "qat")),
         "W": bits.get("weight"),
         "A": bits.get("act"),
@@ -55,6 +58,7 @@ def trials_table(study):
     """One row per trial, every state (crashed and FINN-refused trials keep their reason)."""
     rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
     table = pd.DataFrame(rows, columns=["trial", *COLUMNS])
+    table[list(BIT_COLUMNS)] = table[list(BIT_COLUMNS)].astype("Int64")  # blank when failed
     return table.set_index("trial")
 
 
@@ -106,20 +110,21 @@ def recommend(table, target_fps):
 
 
 def plot_pareto(table, front, metric_label, target_fps=None, path=None):
-    """Metric against FPS at fit: feasible trials, the Pareto front joined, trials that do not
-    fit (grey crosses) and those FINN could not build (red, at 0 FPS) apart; each point names
-    its setting and the resource that binds it."""
-    done = table[table["state"] == "COMPLETE"]
-    fig, ax = plt.subplots(figsize=(8, 5))
+    """Metric against FPS at fit (log axis): fitting trials, the Pareto front joined, trials
+    that do not fit (grey crosses, at the FPS of their design at TARGET_FPS) and those FINN
+    could not build (red, at the left edge) apart; each point names its setting and the
+    resource that binds it."""
+    done = table[table["state"] == "COMPLETE"].copy()
+    built = done["reason"].isna()
+    edge = 0.5 * min([*done.loc[built, "fps"], target_fps or 1.0])
+    done.loc[~built, "fps"] = edge
     groups = {
-        "fits": done[done["fits"] == True],  # noqa: E712
-        "does not fit": done[(done["fits"] == False) & done["reason"].isna()],  # noqa: E712
-        "FINN cannot build": done[done["reason"].notna()],
+        "fits": (done[built & (done["fits"] == True)], "o", "tab:blue"),  # noqa: E712
+        "does not fit": (done[built & (done["fits"] == False)], "x", "grey"),  # noqa: E712
+        "FINN cannot build": (done[~built], "s", "tab:red"),
     }
-    styles = {"fits": ("o", "tab:blue"), "does not fit": ("x", "grey")}
-    styles["FINN cannot build"] = ("s", "tab:red")
-    for name, rows in groups.items():
-        marker, color = styles[name]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, (rows, marker, color) in groups.items():
         ax.scatter(rows["fps"], rows["metric"], marker=marker, color=color, label=name)
         for number, row in rows.iterrows():
             note = f"#{number} {row['label']}\n{row['binding_resource'] or ''}"
@@ -130,7 +135,7 @@ def plot_pareto(table, front, metric_label, target_fps=None, path=None):
         ax.plot(pareto["fps"], pareto["metric"], "-", color="tab:green", label="Pareto front")
     if target_fps:
         ax.axvline(target_fps, linestyle=":", color="black", label="TARGET_FPS")
-    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xscale("log")
     ax.set_xlabel("accelerator FPS at fit (estimate)")
     ax.set_ylabel(metric_label)
     ax.legend(fontsize=8)
