@@ -3,14 +3,11 @@ feasible trials only), the accuracy cost of each bit-width step, the recommendat
 
 import itertools
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+from optuna.trial import TrialState
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from optuna.trial import TrialState  # noqa: E402
-
-from modules.sweep.space import label  # noqa: E402
+from modules.sweep.space import label
 
 RESOURCE_COLUMNS = ("LUT %", "FF %", "BRAM36 %", "DSP %")
 BIT_COLUMNS = ("W", "A", "first", "last")
