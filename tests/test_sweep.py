@@ -1,6 +1,7 @@
 """`firesmoke sweep` on the tiny profile: two workers share one SQLite study, a killed sweep
 resumes without rerunning finished trials, and bad grids, storages and runs get clear errors."""
 
+import json
 import os
 import signal
 import subprocess
@@ -78,8 +79,11 @@ def complete_by_label(study):
 @pytest.mark.slow
 def test_two_workers_run_every_grid_point_once(fp32_run, tiny_dirs):
     settings = sweep_settings(tiny_dirs, fp32_run)
-    run(command("sweep", settings, "--grid", "test", "--jobs", "2", "--json"))
+    done = run(command("sweep", settings, "--grid", "test", "--jobs", "2", "--json"))
+    payload = json.loads(done.stdout[done.stdout.index('{\n  "study"') :])
     study = study_of(fp32_run)
+    assert payload["study"] == study.study_name
+    assert sorted(row["trial"] for row in payload["trials"]) == [t.number for t in study.trials]
     by_label = complete_by_label(study)
     assert set(by_label) == LABELS
     assert all(len(numbers) == 1 for numbers in by_label.values()), by_label

@@ -56,11 +56,12 @@ def main(args):
     front = pareto_numbers(study)
     seconds = time.perf_counter() - started
     if args.json:
+        rows = table.reset_index()
         print_json(
             {
                 "study": study.study_name,
                 "task": config.TASK,
-                "trials": table.reset_index().to_dict(orient="records"),
+                "trials": rows.astype(object).where(rows.notna(), None).to_dict("records"),
                 "pareto_front": front,
                 "wall_s": round(seconds, 1),
             }

@@ -197,6 +197,7 @@ def run_worker(spec, run_point):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(spec)
     objective = objective_for(spec, run_point)
+    told = False
     while True:
         with heartbeat_api():
             fail_stale_trials(study)  # heartbeat-stale trials: failed, and queued again
@@ -206,8 +207,14 @@ def run_worker(spec, run_point):
             return study
         if state.waiting or state.to_start:
             study.optimize(objective, n_trials=1, catch=(Exception,))
-        else:
-            time.sleep(min(spec.heartbeat_s, spec.grace_s))
+            told = False
+            continue
+        if not told:
+            print(f"waiting for {state.running} running trial(s): another worker's, or one "
+                  f"whose worker died (run again after {spec.grace_s} s without a heartbeat)",
+                  flush=True)  # fmt: skip
+            told = True
+        time.sleep(min(spec.heartbeat_s, spec.grace_s))
 
 
 def run_workers(jobs, target, args):
