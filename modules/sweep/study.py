@@ -151,11 +151,13 @@ def progress(study, spec):
 
 
 def same_point_trial(trial, point):
-    """Number of another running or finished trial of this point, or None (two workers can
-    draw the same grid point in the same instant; the second one then stops at once)."""
+    """Number of a finished trial of this point, or of an earlier one running it, else None
+    (two workers can draw the same grid point in the same instant; the later one then stops
+    at once, the earlier one runs it)."""
     states = (TrialState.RUNNING, TrialState.COMPLETE)
     for other in trial.study.get_trials(deepcopy=False, states=states):
-        if other.number != trial.number and other.user_attrs.get("point") == point:
+        earlier = other.number < trial.number or other.state == TrialState.COMPLETE
+        if other.number != trial.number and earlier and other.user_attrs.get("point") == point:
             return other.number
     return None
 
