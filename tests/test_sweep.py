@@ -48,7 +48,7 @@ def command(subcommand, settings, *args):
     return [*line, "--set", *(f"{key}={value!r}" for key, value in settings.items())]
 
 
-def run(line, timeout=900):
+def run(line, timeout=3600):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(line, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -165,7 +165,7 @@ def killable(runs_dir):
     return study if done == 1 and optuna.trial.TrialState.RUNNING in states else None
 
 
-def wait_for(check, process, timeout=600):
+def wait_for(check, process, timeout=3600):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = check()

@@ -10,6 +10,7 @@ the study (modules/sweep/) in RUN/sweep/study.db unless SWEEP_STORAGE / --storag
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -98,9 +99,9 @@ def run_sweep(profile, overrides=None, grid=None, trials=None, storage=None, job
     return study
 
 
-def work(profile, overrides, spec):
-    """One worker: trials of `spec` until none is left (spawned with --jobs N)."""
-    return sweep_study.run_worker(spec, lambda n, point: run_trial(profile, overrides, n, point))
+def work(profile, overrides, spec, parent=None):
+    """One worker: trials of `spec` until none is left (spawned with --jobs N: `parent`)."""
+    return sweep_study.run_worker(spec, functools.partial(run_trial, profile, overrides), parent)
 
 
 def check_not_all_failed(study):

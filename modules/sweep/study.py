@@ -193,9 +193,10 @@ def objective_for(spec, run_point):
     return objective
 
 
-def run_worker(spec, run_point):
+def run_worker(spec, run_point, parent=None):
     """Draw and run trials until the study has nothing left to start; while other workers'
-    trials run, wait for them (a dead worker's trial comes back here after grace_s)."""
+    trials run, wait for them (a dead worker's trial comes back here after grace_s). A worker
+    spawned by `run_workers` (`parent`: its pid) draws no more trials once that is gone."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(spec)
     objective = objective_for(spec, run_point)
@@ -205,7 +206,7 @@ def run_worker(spec, run_point):
             fail_stale_trials(study)  # heartbeat-stale trials: failed, and queued again
         requeue_interrupted(study, spec)
         state = progress(study, spec)
-        if state.done:
+        if state.done or (parent is not None and os.getppid() != parent):
             return study
         if state.waiting or state.to_start:
             study.optimize(objective, n_trials=1, catch=(Exception,))
@@ -230,7 +231,8 @@ def run_workers(jobs, target, args):
     for index in range(jobs):
         env = {"CUDA_VISIBLE_DEVICES": str(index % gpus)} if gpus else {}
         env["SWEEP_WORKER_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
-        process = context.Process(target=_with_env, args=(env, target, args), daemon=False)
+        # not daemonic: a worker's data loaders start processes of their own
+        process = context.Process(target=_with_env, args=(env, target, (*args, os.getpid())))
         process.start()
         workers.append(process)
     for process in workers:
