@@ -42,8 +42,8 @@ class DeployedModel:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path} is missing: notebook 02 (or 06, for DEPLOY_MODEL = 'sweep') records "
-                "there which quantized model notebooks 03-05 use; run it for this RUN_NAME first"
+                f"{path} is missing: it records which quantized model notebooks 03-05 use; "
+                "run notebook 02 (notebook 06 for DEPLOY_MODEL = 'sweep') for this RUN_NAME first"
             )
         values = json.loads(path.read_text())
         values.update(
