@@ -214,6 +214,9 @@ SWEEP_SEARCH_SPACES = {
 }
 SWEEP_QAT_EPOCHS = None  # QAT epochs per trial (None: QAT_EPOCHS, else EPOCHS)
 SWEEP_FP32_EPOCHS = None  # epochs of the FP32 reference of a point at another width (None: EPOCHS)
+# each trial's fit-to-part search starts at this FPS and lowers it until the design fits, so
+# "FPS at fit" is the highest FPS that fits, up to here (None: TARGET_FPS, where it stops)
+SWEEP_MAX_FPS = None
 # an Optuna RDB URL; None: sqlite in RUNS_DIR/RUN_NAME/sweep/study.db. postgresql://... or
 # mysql://... lets workers on several machines share one study
 SWEEP_STORAGE = None
@@ -245,6 +248,7 @@ PROFILES = {
         # notebook 06 in `make run`: 4 trials, a short QAT each and a half-width FP32 reference
         "SWEEP_QAT_EPOCHS": 2,
         "SWEEP_FP32_EPOCHS": 6,
+        "SWEEP_MAX_FPS": 8000,
     },
     "demo-detect": {  # the detection demo: same demo images, boxes instead of labels
         "RUN_NAME": "demo-detect",
@@ -267,6 +271,7 @@ PROFILES = {
         "DEPLOY_MODEL": "qat",
         "SWEEP_QAT_EPOCHS": 2,
         "SWEEP_FP32_EPOCHS": 8,
+        "SWEEP_MAX_FPS": 8000,
     },
     "tiny": {
         "RUN_NAME": "tiny",

@@ -187,6 +187,7 @@ RULES = {
     "SWEEP_QAT_EPOCHS": integer(1, optional=True),
     "SWEEP_FP32_EPOCHS": integer(1, optional=True),
     "SWEEP_GRID": optional_text,
+    "SWEEP_MAX_FPS": number(0, low_open=True, optional=True),
     "SWEEP_STORAGE": optional_text,
     "SWEEP_SEED": integer(0),
     "SWEEP_HEARTBEAT_S": integer(1),

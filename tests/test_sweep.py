@@ -93,7 +93,7 @@ def test_two_workers_run_every_grid_point_once(fp32_run, tiny_dirs):
         attrs = trial.user_attrs
         assert 0.0 <= attrs["metric"] <= 1.0 and attrs["fps"] > 0
         assert Path(attrs["checkpoint"]).is_file() and Path(attrs["qonnx"]).is_file()
-        assert Path(attrs["folder"]).parent == fp32_run / "tiny" / "sweep"
+        assert Path(attrs["folder"]).parent == fp32_run / "tiny" / "sweep" / study.study_name
         assert attrs["fits"] == (trial.system_attrs["constraints:over_budget"] <= 0)
         assert trial.values == [attrs["metric"], attrs["fps"]]
         print(f"trial {trial.number} {attrs['label']}: {attrs['wall_s']} s, worker "

@@ -4,8 +4,9 @@ configured task, and the recommendation notebook 03 takes (DEPLOY_MODEL = "sweep
 A trial is notebooks 02 and 03 at one point: from the run's FP32 checkpoint (or, for another
 width, an FP32 reference trained once per width under sweep/), QAT for SWEEP_QAT_EPOCHS or PTQ
 (with its gate), test metric, QONNX export and check, then FINN's flow and the fit-to-part
-search for the configured board, clock and budget. Everything lands in RUN/sweep/<trial>/;
-the study (modules/sweep/) in RUN/sweep/study.db unless SWEEP_STORAGE / --storage says else.
+search for the configured board, clock and budget. Each trial's files land in
+RUN/sweep/<study>/trial-NNNN/, the study (modules/sweep/) in RUN/sweep/study.db unless
+SWEEP_STORAGE / --storage says else.
 """
 
 import contextlib
@@ -101,7 +102,8 @@ def run_sweep(profile, overrides=None, grid=None, trials=None, storage=None, job
 
 def work(profile, overrides, spec, parent=None):
     """One worker: trials of `spec` until none is left (spawned with --jobs N: `parent`)."""
-    return sweep_study.run_worker(spec, functools.partial(run_trial, profile, overrides), parent)
+    trial = functools.partial(run_trial, profile, overrides, spec.study_name)
+    return sweep_study.run_worker(spec, trial, parent)
 
 
 def check_not_all_failed(study):
@@ -122,16 +124,18 @@ def trial_name(number):
     return f"trial-{number:04d}"
 
 
-def trial_overrides(cfg, overrides, number, point):
-    """The run's config, the point, and what every trial sets: its own folder under sweep/,
-    the quantized model, SWEEP_QAT_EPOCHS, PTQ at the trial's hidden bit widths."""
+def trial_overrides(cfg, overrides, study_name, number, point):
+    """The run's config, the point, and what every trial sets: its own folder under
+    sweep/<study>/, the quantized model, SWEEP_QAT_EPOCHS, PTQ at the trial's hidden bit widths,
+    the search's start at SWEEP_MAX_FPS."""
     merged = {**overrides, **point}
     weight = merged.get("WEIGHT_BIT_WIDTH", cfg.WEIGHT_BIT_WIDTH)
     act = merged.get("ACT_BIT_WIDTH", cfg.ACT_BIT_WIDTH)
     return {
         **merged,
-        "RUNS_DIR": str(sweep_dir(cfg)),
+        "RUNS_DIR": str(sweep_dir(cfg) / study_name),
         "RUN_NAME": trial_name(number),
+        "TARGET_FPS": cfg.SWEEP_MAX_FPS or merged.get("TARGET_FPS", cfg.TARGET_FPS),
         "BREVITAS_MODEL": True,
         "LOAD_MODEL": False,
         "QAT_EPOCHS": cfg.SWEEP_QAT_EPOCHS or cfg.QAT_EPOCHS,
@@ -141,7 +145,7 @@ def trial_overrides(cfg, overrides, number, point):
     }
 
 
-def run_trial(profile, overrides, number, point):
+def run_trial(profile, overrides, study_name, number, point):
     """Quantize, evaluate, export and compile one point; returns the trial's record."""
     clock = [time.perf_counter()]
 
@@ -154,7 +158,7 @@ def run_trial(profile, overrides, number, point):
     fp32_metric_path = run.test_metrics("fp32")
     reference = fp32_reference(profile, overrides, point)
     seconds = {"fp32_reference": lap()}
-    config.apply(profile, **trial_overrides(config, overrides, number, point))
+    config.apply(profile, **trial_overrides(config, overrides, study_name, number, point))
     paths = run_paths(config).ensure()
     link_fp32(reference, paths)
     task = task_for(config)
