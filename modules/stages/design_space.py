@@ -156,9 +156,10 @@ def run_trial(profile, overrides, study_name, number, point):
     config.apply(profile, **overrides)
     run = run_paths(config)
     fp32_metric_path = run.test_metrics("fp32")
-    reference = fp32_reference(profile, overrides, point)
+    settings = trial_overrides(config, overrides, study_name, number, point)  # the run's folders
+    reference = fp32_reference(profile, overrides, point)  # leaves config at the reference's
     seconds = {"fp32_reference": lap()}
-    config.apply(profile, **trial_overrides(config, overrides, study_name, number, point))
+    config.apply(profile, **settings)
     paths = run_paths(config).ensure()
     link_fp32(reference, paths)
     task = task_for(config)
