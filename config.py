@@ -166,6 +166,81 @@ DET_DISPLAY_IOU = 0.4  # seed 000: lower at inference, fewer duplicate boxes
 DET_MAX_DETECTIONS = 100  # per image (COCO's maxDets)
 MIN_TEST_MAP50 = None  # notebooks assert the test mAP@0.5 reaches this (None: no floor)
 
+# ---------------------------------------------------------------- design-space sweep (06)
+# `firesmoke sweep` / notebook 06: each trial starts from the run's FP32 checkpoint, trains QAT
+# for SWEEP_QAT_EPOCHS (DEPLOY_MODEL "qat"), calibrates PTQ ("ptq"), or takes PTQ when it passes
+# MAX_PTQ_DROP and QAT otherwise ("gate"); hidden layers are quantized at WEIGHT_BIT_WIDTH /
+# ACT_BIT_WIDTH whichever the method. Then test metric, QONNX export and the fit-to-part search.
+# A grid is a list of points (config overrides each) or {config key: [values]} (their product).
+SWEEP_GRID = "demo"  # the grid notebook 06 and `firesmoke sweep` run unless told another
+SWEEP_GRIDS = {
+    "classify": {
+        "tiny": [{"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "DEPLOY_MODEL": "ptq"}],  # tests
+        "demo": [
+            {"WEIGHT_BIT_WIDTH": 2, "ACT_BIT_WIDTH": 2},
+            {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4},
+            {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "WIDTH_MULT": 0.5},
+            {"WEIGHT_BIT_WIDTH": 8, "ACT_BIT_WIDTH": 8, "DEPLOY_MODEL": "ptq"},
+        ],
+        "full": {
+            "WEIGHT_BIT_WIDTH": [2, 3, 4, 6, 8],
+            "ACT_BIT_WIDTH": [2, 3, 4, 6, 8],
+            "FIRST_LAYER_WEIGHT_BIT_WIDTH": [4, 8],
+            "LAST_LAYER_WEIGHT_BIT_WIDTH": [4, 8],
+            "WIDTH_MULT": [0.5, 0.75, 1.0],
+        },
+    },
+    "detect": {
+        "tiny": [{"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "DEPLOY_MODEL": "ptq"}],
+        "demo": [
+            {"WEIGHT_BIT_WIDTH": 2, "ACT_BIT_WIDTH": 2},
+            {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4},
+            {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "DETECTOR_WIDTH_MULT": 0.5},
+            {"WEIGHT_BIT_WIDTH": 8, "ACT_BIT_WIDTH": 8, "DEPLOY_MODEL": "ptq"},
+        ],
+        "full": {
+            "WEIGHT_BIT_WIDTH": [1, 2, 3, 4, 6, 8],
+            "ACT_BIT_WIDTH": [2, 3, 4, 6, 8],
+            "FIRST_LAYER_WEIGHT_BIT_WIDTH": [4, 8],
+            "LAST_LAYER_WEIGHT_BIT_WIDTH": [4, 8],
+            "DETECTOR_WIDTH_MULT": [0.25, 0.5, 0.75, 1.0],
+        },
+    },
+}
+# `--search`: NSGA-II over these choices (config key -> candidate values), per task
+SWEEP_SEARCH_SPACES = {
+    "classify": {
+        "WEIGHT_BIT_WIDTH": [2, 3, 4, 5, 6, 8],
+        "ACT_BIT_WIDTH": [2, 3, 4, 5, 6, 8],
+        "FIRST_LAYER_WEIGHT_BIT_WIDTH": [4, 6, 8],
+        "LAST_LAYER_WEIGHT_BIT_WIDTH": [4, 6, 8],
+        "WIDTH_MULT": [0.25, 0.5, 0.75, 1.0],
+        "DEPLOY_MODEL": ["qat", "gate"],
+    },
+    "detect": {
+        "WEIGHT_BIT_WIDTH": [1, 2, 3, 4, 6, 8],
+        "ACT_BIT_WIDTH": [2, 3, 4, 6, 8],
+        "FIRST_LAYER_WEIGHT_BIT_WIDTH": [4, 6, 8],
+        "LAST_LAYER_WEIGHT_BIT_WIDTH": [4, 6, 8],
+        "DETECTOR_WIDTH_MULT": [0.25, 0.5, 0.75, 1.0],
+        "DEPLOY_MODEL": ["qat", "gate"],
+    },
+}
+SWEEP_QAT_EPOCHS = None  # QAT epochs per trial (None: QAT_EPOCHS, else EPOCHS)
+SWEEP_FP32_EPOCHS = None  # epochs of the FP32 reference of a point at another width (None: EPOCHS)
+# each trial's fit-to-part search starts at this FPS and lowers it until the design fits, so
+# "FPS at fit" is the highest FPS that fits, up to here (None: TARGET_FPS, where it stops)
+SWEEP_MAX_FPS = None
+# an Optuna RDB URL; None: sqlite in RUNS_DIR/RUN_NAME/sweep/study.db. postgresql://... or
+# mysql://... lets workers on several machines share one study
+SWEEP_STORAGE = None
+SWEEP_SEED = 0  # NSGA-II's seed (--search)
+# a worker writes a heartbeat every SWEEP_HEARTBEAT_S; a running trial without one for
+# SWEEP_GRACE_S (its worker was killed) is marked failed and queued again, SWEEP_MAX_RETRY times
+SWEEP_HEARTBEAT_S = 10
+SWEEP_GRACE_S = 60
+SWEEP_MAX_RETRY = 2
+
 # ---------------------------------------------------------------- profiles
 # Named sets of overrides. `demo` is what `make run` uses; `tiny` is what the tests use.
 PROFILES = {
@@ -184,6 +259,10 @@ PROFILES = {
         # the W4A4 design: PTQ W8A8 passes the gate here, but its 8-bit thresholds do not fit
         # the xc7z020's BRAM (notebook 03: BRAM ~370 % of the part)
         "DEPLOY_MODEL": "qat",
+        # notebook 06 in `make run`: 4 trials, a short QAT each and a half-width FP32 reference
+        "SWEEP_QAT_EPOCHS": 2,
+        "SWEEP_FP32_EPOCHS": 6,
+        "SWEEP_MAX_FPS": 8000,
     },
     "demo-detect": {  # the detection demo: same demo images, boxes instead of labels
         "RUN_NAME": "demo-detect",
@@ -204,6 +283,9 @@ PROFILES = {
         # PTQ W8A8 passes the gate (mAP +1.3 %), but its QONNX head is not bit-exact with
         # Brevitas (one head step on 4 of 32 images), so 02 would stop: deploy the QAT model
         "DEPLOY_MODEL": "qat",
+        "SWEEP_QAT_EPOCHS": 2,
+        "SWEEP_FP32_EPOCHS": 8,
+        "SWEEP_MAX_FPS": 8000,
     },
     "tiny": {
         "RUN_NAME": "tiny",
@@ -218,6 +300,9 @@ PROFILES = {
         "EQUIVALENCE_IMAGES": 4,
         "FINN_VERIFY_IMAGES": 4,
         "TARGET_FPS": 20000,
+        "SWEEP_GRID": "tiny",
+        "SWEEP_QAT_EPOCHS": 1,
+        "SWEEP_FP32_EPOCHS": 1,
     },
 }
 

@@ -100,6 +100,21 @@ def key_names(value, values):
     return None
 
 
+def optional_text(value):
+    return None if value is None or (isinstance(value, str) and value) else "a string or None"
+
+
+def nested_mapping(shape):
+    """A dict of dicts (the sweep's grids and search spaces; their points are checked when a
+    sweep uses them, against config.apply)."""
+
+    def rule(value):
+        ok = isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+        return None if ok else f"a dict shaped {shape}"
+
+    return rule
+
+
 def _datasets():
     from modules.data.datasets import SOURCES
 
@@ -199,7 +214,18 @@ RULES = {
     "GENERATE_BITFILE": boolean,
     "OOC_SYNTH": boolean,
     "ACCELERATOR_BACKEND": choice(_backends),
-    "DEPLOY_MODEL": choice(lambda: ("gate", "qat", "ptq")),
+    "DEPLOY_MODEL": choice(lambda: ("gate", "qat", "ptq", "sweep")),
+    "SWEEP_QAT_EPOCHS": integer(1, optional=True),
+    "SWEEP_FP32_EPOCHS": integer(1, optional=True),
+    "SWEEP_GRID": optional_text,
+    "SWEEP_MAX_FPS": number(0, low_open=True, optional=True),
+    "SWEEP_STORAGE": optional_text,
+    "SWEEP_SEED": integer(0),
+    "SWEEP_HEARTBEAT_S": integer(1),
+    "SWEEP_GRACE_S": integer(1),
+    "SWEEP_MAX_RETRY": integer(0),
+    "SWEEP_GRIDS": nested_mapping("{task: {grid name: points}}"),
+    "SWEEP_SEARCH_SPACES": nested_mapping("{task: {config key: [values]}}"),
 }
 
 

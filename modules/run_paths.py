@@ -101,6 +101,16 @@ class RunPaths:
         """Which quantized model (QAT or PTQ) notebooks 03-05 use (quantization/deployed.py)."""
         return self.onnx / "02_deployed_model.json"
 
+    @property
+    def sweep(self):
+        """Notebook 06's design-space sweep: study.db, one folder per trial."""
+        return self.root / "sweep"
+
+    @property
+    def sweep_choice(self):
+        """06's recommended trial, as the record 03-05 take with DEPLOY_MODEL = "sweep"."""
+        return self.sweep / "recommended.json"
+
     # ------------------------------------------------------------ 03: FINN
     @property
     def estimate_totals(self):

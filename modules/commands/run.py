@@ -6,7 +6,7 @@ from modules.commands._shared import add_profile_arguments, parse_overrides, pri
 from modules.pipeline import run_pipeline
 
 NAME = "run"
-HELP = "execute notebooks 01-05 in order (headless) and write the run report"
+HELP = "execute notebooks 01-06 in order (headless) and write the run report"
 
 
 def add_arguments(parser):

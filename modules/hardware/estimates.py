@@ -334,28 +334,37 @@ def fit_to_part(
 ):
     """Lower the target FPS until the best per-layer options fit the budget (fit=True), then
     bisect `refine` times between the last failing and the first fitting target; fit=False
-    only evaluates `target_fps`. Returns (best fitting Estimate or None, frontier DataFrame).
+    only evaluates `target_fps`. When the target does not fit, the lowest target (floor_fps)
+    is tried next: resources grow with the target, so if it does not fit either, none between
+    will and the search stops there. Returns (best fitting Estimate or None, frontier).
 
     Each frontier row: target, achieved FPS (FINN's folding may not reach the target), LUT /
     FF / BRAM36 / DSP % of part (whole design) and FINN's per-layer LUT/BRAM36/DSP %, fits,
     limiting resource and block.
     """
-    rows, best, failing = [], None, None
+    rows, best, failing, fitting, seen = [], None, None, None, {}
 
     def evaluate(target):
         nonlocal best
+        if target in seen:
+            return seen[target]
         result = best_design(generic, budget, target, clock_mhz, fraction, mvau_wwidth_max)
         rows.append(_frontier_row(target, result))
         if result.fits and (best is None or result.performance["fps"] > best.performance["fps"]):
             best = result
+        seen[target] = result.fits
         return result.fits
 
-    for target in target_sequence(target_fps, floor_fps, step) if fit else [target_fps]:
+    targets = target_sequence(target_fps, floor_fps, step) if fit else [target_fps]
+    if len(targets) > 1 and not evaluate(targets[0]) and not evaluate(targets[-1]):
+        targets = []  # not even the lowest target fits
+    for target in targets:
         if evaluate(target):
+            fitting = target
             break
         failing = target
     if fit and best is not None and failing is not None:
-        low, high = rows[-1]["target_fps"], failing
+        low, high = fitting, failing
         for _ in range(refine):
             middle = round((low + high) / 2, 1)
             low, high = (middle, high) if evaluate(middle) else (low, middle)

@@ -7,7 +7,7 @@ never guess from config which one was kept.
 """
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from modules.models.quant_layers import BitWidths
@@ -23,6 +23,9 @@ class DeployedModel:
     checkpoint: Path
     qonnx: Path  # the cleaned QONNX graph notebook 03 compiles
     reason: str
+    # config values the model was built with, when they differ from the run's (a sweep trial's
+    # WIDTH_MULT, bit widths): notebooks 03-05 apply them (`deployed_config`)
+    config: dict = field(default_factory=dict)
 
     def as_dict(self):
         values = asdict(self)
@@ -39,8 +42,8 @@ class DeployedModel:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(
-                f"{path} is missing: notebook 02 records there which quantized model (QAT or "
-                "PTQ) notebooks 03-05 use; run notebook 02 for this RUN_NAME first"
+                f"{path} is missing: it records which quantized model notebooks 03-05 use; "
+                "run notebook 02 (notebook 06 for DEPLOY_MODEL = 'sweep') for this RUN_NAME first"
             )
         values = json.loads(path.read_text())
         values.update(
@@ -58,9 +61,22 @@ def gate_reason(gate):
     return str(gate)
 
 
+def deployed_record_path(cfg, paths):
+    """Notebook 02's choice, or with DEPLOY_MODEL = "sweep" notebook 06's recommendation."""
+    return paths.sweep_choice if cfg.DEPLOY_MODEL == "sweep" else paths.deployed_model
+
+
+def deployed_config(cfg, paths):
+    """The config values notebooks 03-05 apply to build the deployed model: the recommended
+    sweep trial's (WIDTH_MULT, bit widths) with DEPLOY_MODEL = "sweep", else none."""
+    if cfg.DEPLOY_MODEL != "sweep":
+        return {}
+    return DeployedModel.load(deployed_record_path(cfg, paths)).config
+
+
 def load_deployed_model(task, cfg, paths):
     """(DeployedModel, its Brevitas model with the recorded weights, in eval mode)."""
-    deployed = DeployedModel.load(paths.deployed_model)
+    deployed = DeployedModel.load(deployed_record_path(cfg, paths))
     model = task.build_quantized(cfg, deployed.bits)
     state = load_checkpoint(deployed.checkpoint, expected_kind=deployed.kind)["model"]
     return deployed, load_corrected_state(model, state).eval()

@@ -16,6 +16,7 @@ SECTIONS = [
     ("03 · FINN dataflow graph and estimates", ["03_*"], ["03_*.png"]),
     ("04 · Bitstream", ["04_*"], ["04_*.png"]),
     ("05 · Accelerator inference", ["05_*"], ["05_*.png"]),
+    ("06 · Design space (Optuna sweep)", ["06_*"], ["06_*.png"]),
 ]
 
 

@@ -89,7 +89,9 @@ def deploy_choice(task, cfg, paths, data, qat_exports, ptq=None):
     gate = ptq[1] if ptq is not None else None
     if cfg.DEPLOY_MODEL == "ptq" and ptq is None:
         raise ValueError("config.DEPLOY_MODEL = 'ptq' but PTQ did not run (no FP32 checkpoint)")
-    wanted = {"gate": gate is not None and gate.use_ptq, "ptq": True, "qat": False}
+    passes = gate is not None and gate.use_ptq
+    # "sweep": 03-05 take notebook 06's pick; 02 still records the gate's
+    wanted = {"gate": passes, "ptq": True, "qat": False, "sweep": passes}
     if wanted[cfg.DEPLOY_MODEL]:
         model, _, result = ptq
         bits = ptq_bit_widths(cfg)
