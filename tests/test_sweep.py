@@ -19,7 +19,7 @@ from modules.stages import design_space
 from modules.sweep import results
 from modules.sweep.space import SweepSpaceError, label
 from modules.sweep.study import SweepSpec, SweepStorageError, open_storage
-from modules.tasks.base import task_for
+from modules.tasks.registry import task_for
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
