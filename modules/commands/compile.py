@@ -25,8 +25,14 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _totals_text(totals):
-    return ", ".join(f"{k} {totals[k]:.0f}" for k in TOTALS if totals.get(k) is not None)
+def _totals_text(totals, errors=None):
+    errors = errors or {}
+
+    def text(name):
+        error = errors.get(name)
+        return f"{name} {totals[name]:.0f}" + (f" (±{error:.0f} %)" if error is not None else "")
+
+    return ", ".join(text(k) for k in TOTALS if totals.get(k) is not None)
 
 
 def _print_text(report):
@@ -37,7 +43,9 @@ def _print_text(report):
         print(f"no HW-only partition: {report['error']}")
         return
     print(f"host nodes: {report['host_nodes']}")
-    print(f"whole design: {_totals_text(report['totals'])}; {report['fps']:.0f} FPS")
+    errors = report.get("totals_holdout_error_pct")
+    print(f"whole design: {_totals_text(report['totals'], errors)}; {report['fps']:.0f} FPS")
+    print("  (±: largest error of that total on published designs left out of the model's fit)")
     print(f"FINN per-layer sum: {_totals_text(report['totals']['finn_per_layer'])}")
     print(f"fits: {report['fits']}")
     print(f"design: {report['design']}")

@@ -21,7 +21,9 @@ from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow import flow as finn_flow
 from modules.dataflow.stage_check import with_child
+from modules.hardware import block_models
 from modules.hardware import estimates as finn_estimates
+from modules.hardware.design_estimate import holdout_errors
 
 DESIGN_FILE = "design.onnx"  # host nodes + one StreamingDataflowPartition
 ACCELERATOR_FILE = "design_accelerator.onnx"  # the folded accelerator that partition runs
@@ -38,6 +40,7 @@ class CompileSettings:
     input_dtype: str = "auto"
     budget_fraction: float = 0.9
     mvau_wwidth_max: int = 36
+    fifo_sizing: str = "backpressure"  # config.FIFO_SIZING
 
     @classmethod
     def from_config(cls, cfg, **overrides):
@@ -47,6 +50,7 @@ class CompileSettings:
             "target_fps": cfg.TARGET_FPS,
             "budget_fraction": cfg.RESOURCE_BUDGET_FRACTION,
             "mvau_wwidth_max": cfg.MVAU_WWIDTH_MAX,
+            "fifo_sizing": cfg.FIFO_SIZING,
         }
         return cls(**settings | {k: v for k, v in overrides.items() if v is not None})
 
@@ -130,7 +134,11 @@ def _success(flow, settings, out_dir):
     budget = finn_estimates.PartBudget(part=settings.part)
     with contextlib.redirect_stdout(sys.stderr):
         estimate = finn_estimates.estimate(
-            flow.folded, budget, settings.clock_mhz, settings.budget_fraction
+            flow.folded,
+            budget,
+            settings.clock_mhz,
+            settings.budget_fraction,
+            fifo_method=settings.fifo_sizing,
         )
     with_child(flow.parent, flow.folded, out_dir / ACCELERATOR_FILE).save(
         str(out_dir / DESIGN_FILE)
@@ -147,10 +155,12 @@ def _success(flow, settings, out_dir):
         "bottleneck_layer": estimate.performance["bottleneck_layer"],
         "fits": estimate.fits,
         "totals": design_totals(estimate),
+        "totals_holdout_error_pct": holdout_errors(block_models.load_coefficients()),
         "totals_note": (
-            "whole stitched design (layers, FIFOs, width converters, DMA, AXI shell), calibrated "
-            "on published post-synthesis reports; finn_per_layer: FINN's per-layer estimates "
-            "summed (no FIFOs, converters, shell; no FF model)"
+            "whole stitched design (layers, FIFOs, width converters, IODMAs, shell) by the block "
+            "models fitted on published per-block reports; totals_holdout_error_pct: the largest "
+            "error of each total on published designs left out of the fit; finn_per_layer: "
+            "FINN's per-layer estimates summed (no FIFOs, converters, shell; no FF model)"
         ),
         "design": str(out_dir / DESIGN_FILE),
         "settings": asdict(settings),
