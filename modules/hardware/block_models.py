@@ -260,15 +260,23 @@ def compute_rule(block, part):
     else:
         bram, lutram, placement = _memory(width, depth, ram_style, forced_bram=writeable)
     acc = _acc_bits(block)
-    ops = 1 if _xnor(block) else block.bits("weightDataType") * block.bits("inputDataType")
-    features = {
-        "const": 1.0,
-        "lut_macs": 0.0 if dsp else pe * simd * ops,
-        "accumulators": pe * acc,
-        "thresholds": pe * _threshold_steps(block) * acc,
-        "lutram": float(lutram),
-        "axilite": float(writeable),
-    }
+    if block.impl == "rtl":  # mvu.sv: DSP chains, a LUT adder tree across SIMD, output queue
+        tree = pe * (simd - 1) * (block.bits("weightDataType") + block.bits("inputDataType"))
+        features = {
+            "rtl_const": 1.0,
+            "rtl_datapath": float(tree + pe * acc),
+            "lutram": float(lutram),
+        }
+    else:
+        ops = 1 if _xnor(block) else block.bits("weightDataType") * block.bits("inputDataType")
+        features = {
+            "const": 1.0,
+            "lut_macs": 0.0 if dsp else pe * simd * ops,
+            "accumulators": pe * acc,
+            "thresholds": pe * _threshold_steps(block) * acc,
+            "lutram": float(lutram),
+            "axilite": float(writeable),
+        }
     rule = f"{dsp_rule}; weights {width}b x {depth} in {placement} ({mem_mode})"
     return features, bram, dsp, rule
 
@@ -290,7 +298,9 @@ def swg_rule(block, part):
     depth = ((kernel[0] - 1) * ifm[1] + kernel[1]) * (channels // simd)
     ram_style = block.attrs.get("ram_style") or "distributed"
     bram, lutram, placement = _memory(width, depth, ram_style)
-    features = {"const": 1.0, "datapath": float(width), "lutram": float(lutram)}
+    impl = "rtl" if block.impl == "rtl" else "hls"  # finn-rtllib's SWG vs the HLS one
+    features = {f"{impl}_const": 1.0, f"{impl}_datapath": float(width)}
+    features[f"{impl}_lutram"] = float(lutram)
     return features, bram, 0.0, f"window buffer {width}b x {depth} in {placement}"
 
 
@@ -354,7 +364,7 @@ def _fifo_sv_rule(block, width, depth, part):
 
 
 def _stream_width(block):
-    for name in ("dataType", "inputDataType"):
+    for name in ("dataType", "inputDataType", "out_dtype", "lhs_dtype", "outputDataType"):
         if name in block.attrs:
             dtype = block.attrs[name]
             break
@@ -392,9 +402,19 @@ def rule_for(kind):
 
 # ------------------------------------------------------------------ coefficients
 
-# Prior LUT/FF per feature for kinds no published build shows (a register and a LUT per
-# stream bit plus control), and for features a fit leaves undetermined.
-PRIOR = {"const": 20.0, "datapath": 1.0, "fifo_sv_lut": 1.0}
+# Prior LUT/FF per feature where no published block with attributes shows it: a register and
+# a LUT per stream bit plus control; FINN's own fifo.sv model; finn-rtllib's MVU (adder tree
+# and output queue, x2.2 as this project's earlier fit on seed 001's per-type report found)
+# and SWG (about 200 LUT of control, as the CNV build's RTL SWGs, plus its LUTRAM buffer).
+PRIOR = {
+    "const": 20.0,
+    "datapath": 1.0,
+    "fifo_sv_lut": 1.0,
+    "rtl_const": 200.0,
+    "rtl_datapath": 2.2,
+    "rtl_lutram": 1.0,
+    "lutram": 1.0,
+}
 
 
 def load_coefficients(path=COEFFICIENTS_FILE):

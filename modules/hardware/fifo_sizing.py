@@ -3,8 +3,8 @@
 `fifo_depths(model, method)`, with `method` the config key FIFO_SIZING:
 
 - "backpressure" (default): in a linear chain a full FIFO stalls its producer, so a layer
-  faster than the bottleneck upstream of it just waits: every chain edge keeps FINN's
-  minimum depth. Only a fork needs depth: where a DuplicateStreams feeds two branches that
+  faster than the bottleneck upstream of it just waits: every chain edge gets 32 words,
+  which fifo.sv builds as one SRL32 per bit, the cost of FINN's minimum depth. Only a fork needs depth: where a DuplicateStreams feeds two branches that
   meet again (a residual AddStreams, a route/concat), the short branch must hold what the
   fork sends it while the long branch buffers its lag (a sliding window's (K-1) rows +
   K pixels, a pixel per layer, the long branch's own FIFOs), measured in fork pixels. The
@@ -31,6 +31,9 @@ import math
 from qonnx.custom_op.registry import getCustomOp
 
 MIN_DEPTH = 2
+# back-pressure chains: a 32-deep FIFO is one SRL32 per bit in fifo.sv (shift register up to
+# depth 33), the cost of FINN's minimum, and absorbs a layer's burst of a pixel's words
+CHAIN_DEPTH = 32
 JOIN_OPS = ("AddStreams", "ElementwiseAdd")
 MERGE_OPS = (*JOIN_OPS, "StreamingConcat")  # layers that read several streams in step
 METHODS = ("backpressure", "finn")
@@ -188,7 +191,7 @@ def _branch_lag(model, chain, fork_pixels, depths):
         lag += _held_pixels(node, instance) * scale
         if position > 0:  # the FIFO between the previous layer and this one
             words = int(math.prod(instance.get_folded_input_shape()[:-1]))
-            fifo = depths.get((chain[position - 1].name, node.name), MIN_DEPTH)
+            fifo = depths.get((chain[position - 1].name, node.name), CHAIN_DEPTH)
             lag += math.ceil(fifo / max(1, words // in_pixels)) * scale
     return lag
 
@@ -219,12 +222,12 @@ def _merge_depths(model, depths):
 
 
 def backpressure_depths(model):
-    """FINN's minimum on every edge, the fork-to-merge lag on short branches (module doc)."""
+    """CHAIN_DEPTH on every edge, the fork-to-merge lag on short branches (module doc)."""
     depths = {}
     for consumer in model.graph.node:
         for name in consumer.input:
             producer = model.find_producer(name)
             if producer is not None:
-                depths[(producer.name, consumer.name)] = MIN_DEPTH
+                depths[(producer.name, consumer.name)] = CHAIN_DEPTH
     depths.update(_merge_depths(model, depths))
     return depths
