@@ -364,14 +364,20 @@ def _fifo_sv_rule(block, width, depth, part):
 
 
 def _stream_width(block):
-    for name in ("dataType", "inputDataType", "out_dtype", "lhs_dtype", "outputDataType"):
-        if name in block.attrs:
-            dtype = block.attrs[name]
-            break
-    else:
-        raise MissingAttribute(f"{block.name} ({block.op_type}) has no attribute 'dataType'")
-    lanes = block.attrs.get("PE") or block.attrs.get("SIMD") or 1
-    return datatype_bits(dtype) * lanes
+    """Bits per stream word: the first datatype attribute (their names vary by op and FINN
+    release: dataType, inputDataType, InputDataType, lhs_dtype, inputDataTypes, ...) times the
+    parallel lanes."""
+    names = [k for k in block.attrs if re.search(r"data_?types?$|dtype$", k, re.IGNORECASE)]
+    preferred = sorted(names, key=lambda k: ("input" not in k.lower() and "data" != k[:4], k))
+    for name in preferred:
+        value = block.attrs[name]
+        value = value[0] if isinstance(value, list | tuple) and value else value
+        if value:
+            lanes = block.attrs.get("PE") or block.attrs.get("SIMD") or 1
+            return datatype_bits(value) * lanes
+    raise MissingAttribute(
+        f"{block.name} ({block.op_type}) has no datatype attribute, which the stream rule needs"
+    )
 
 
 def stream_rule(block, part):
