@@ -3,9 +3,9 @@ design, and a report (`firesmoke compile`). The compiled design (host graph + ac
 is saved so `firesmoke emulate` can run it.
 
 Totals: `design_totals` gives the whole stitched design (modules.hardware.resources: FINN's
-layers plus FIFOs, width converters, DMA and AXI shell, FF included, calibrated against
-published post-synthesis reports) and, beside it, the sum of FINN's per-layer estimates,
-which leaves those blocks out and has no FF model.
+layers plus FIFOs, width converters, IODMAs and shell, FF included, by block models fitted on
+published per-block reports, with each total's hold-out error) and, beside it, the sum of
+FINN's per-layer estimates, which leaves those blocks out and has no FF model.
 """
 
 import contextlib

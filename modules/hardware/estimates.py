@@ -392,12 +392,22 @@ def _frontier_row(target, result):
     }
 
 
-def frontier(generic, budget, targets, clock_mhz, fraction=0.9, mvau_wwidth_max=36):
+def frontier(
+    generic,
+    budget,
+    targets,
+    clock_mhz,
+    fraction=0.9,
+    mvau_wwidth_max=36,
+    fifo_method=FIFO_DEFAULT,
+):
     """Best-fitting resource use at each target FPS (the FPS/resource trade-off)."""
-    rows = [
-        _frontier_row(t, best_design(generic, budget, t, clock_mhz, fraction, mvau_wwidth_max))
-        for t in targets
-    ]
+    rows = []
+    for target in targets:
+        design = best_design(
+            generic, budget, target, clock_mhz, fraction, mvau_wwidth_max, fifo_method
+        )
+        rows.append(_frontier_row(target, design))
     return pd.DataFrame(rows)
 
 

@@ -3,13 +3,14 @@
 `fifo_depths(model, method)`, with `method` the config key FIFO_SIZING:
 
 - "backpressure" (default): in a linear chain a full FIFO stalls its producer, so a layer
-  faster than the bottleneck upstream of it just waits: every chain edge gets 32 words,
-  which fifo.sv builds as one SRL32 per bit, the cost of FINN's minimum depth. Only a fork needs depth: where a DuplicateStreams feeds two branches that
-  meet again (a residual AddStreams, a route/concat), the short branch must hold what the
-  fork sends it while the long branch buffers its lag (a sliding window's (K-1) rows +
-  K pixels, a pixel per layer, the long branch's own FIFOs), measured in fork pixels. The
-  rule is confirmed by `token_sim` (tests/test_fifo_sizing.py): the folded graph at these
-  depths runs at its bottleneck rate, and deadlocks or slows with a shallow skip FIFO.
+  faster than the bottleneck upstream of it just waits: every chain edge gets 32 words, which
+  fifo.sv builds as one SRL32 per bit, the cost of FINN's minimum depth. Only a fork needs
+  depth: where a DuplicateStreams feeds two branches that meet again (a residual AddStreams,
+  a route/concat), the short branch must hold what the fork sends it while the long branch
+  buffers its lag (a sliding window's (K-1) rows + K pixels, a pixel per layer, the long
+  branch's own FIFOs), measured in fork pixels. `token_sim` checks the rule
+  (tests/test_fifo_sizing.py): the folded graph at these depths runs at the rate it reaches
+  with unbounded FIFOs, and stalls or deadlocks with a shallow skip FIFO.
 - "finn": FINN's free-running sizing, reproduced analytically (FINN sizes by rtlsim, which
   needs Vivado/XSI):
   1. Rate mismatch (the input is pushed as fast as the upstream layers allow, the output is
