@@ -34,7 +34,17 @@ MODELS = {
     "tinier-yolo-w1a3-widest": ("tinier-yolo", W1A3, WIDEST, 400, 0.8, 5),
     "tinier-yolo-w4a4-widest": ("tinier-yolo-w4", W4A4, WIDEST, 400, 0.8, 5),
 }
-COLUMNS = ["target_fps", "fps", "LUT %", "FF %", "BRAM36 %", "DSP %", "fits", "limiting_resource"]
+COLUMNS = [
+    "target_fps",
+    "fps",
+    "LUT %",
+    "FF %",
+    "BRAM36 %",
+    "DSP %",
+    "FIFO BRAM36",
+    "fits",
+    "limiting_resource",
+]
 
 
 def resolve(cfg, work):

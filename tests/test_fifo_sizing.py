@@ -1,9 +1,15 @@
 """FIFO sizing with back-pressure, checked by the cycle-level token simulation."""
 
+import math
+
 import pytest
 from finn_designs import PART
+from qonnx.custom_op.registry import getCustomOp
 
 from modules.hardware import fifo_sizing, resources, token_sim
+
+# the back-pressured design's frame rate against the same design with unbounded FIFOs
+RATE_TOLERANCE = 1.02
 
 
 def _layer(name, cycles, src, dst, in_words, out_words, pixels):
@@ -107,23 +113,33 @@ def streaming(mobilenet_flow):
 
 def test_backpressure_depths_keep_chains_shallow_and_size_only_the_skips(streaming):
     depths = fifo_sizing.fifo_depths(streaming, "backpressure")
-    deep = {edge: d for edge, d in depths.items() if d > fifo_sizing.MIN_DEPTH}
-    assert deep
-    for producer, consumer in deep:
-        assert consumer.startswith(fifo_sizing.MERGE_OPS), (producer, consumer)
+    words = {
+        node.name: int(math.prod(getCustomOp(node).get_folded_input_shape()[:-1]))
+        for node in streaming.graph.node
+    }
+    pausing = ("FMPadding", "ConvolutionInputGenerator")
+    for (producer, consumer), depth in depths.items():
+        if consumer.startswith(fifo_sizing.MERGE_OPS) and producer.startswith("Duplicate"):
+            assert depth > fifo_sizing.CHAIN_DEPTH, (producer, consumer)  # the skip
+        elif consumer.startswith(pausing):  # a pause's worth, far below a frame
+            assert depth < words[consumer] / 2, (producer, consumer, depth)
+        else:
+            assert depth == fifo_sizing.CHAIN_DEPTH, (producer, consumer)
+    # free-running sizing queues a frame's rate mismatch on chain edges
     finn = fifo_sizing.fifo_depths(streaming, "finn")
-    assert sum(depths.values()) < sum(finn.values())
+    chain = [d for (p, c), d in finn.items() if not c.startswith(fifo_sizing.MERGE_OPS)]
+    assert max(chain) > fifo_sizing.CHAIN_DEPTH
 
 
-def test_folded_residual_design_runs_at_its_bottleneck_at_the_computed_depths(streaming):
-    depths = fifo_sizing.fifo_depths(streaming, "backpressure")
+def test_folded_residual_design_runs_at_full_rate_at_the_computed_depths(streaming):
     procs = token_sim.processes(streaming)
+    unbounded = token_sim.simulate(procs, {})
+    depths = fifo_sizing.fifo_depths(streaming, "backpressure")
     edges = token_sim.edge_depths(streaming, depths)
     result = token_sim.simulate(procs, edges)
-    assert result.full_rate, result
+    assert not result.deadlocked
+    assert result.cycles_per_frame <= RATE_TOLERANCE * unbounded.cycles_per_frame
     # every skip FIFO at a quarter of its computed depth: the design stalls or deadlocks
-    skips = {
-        edge: max(1, depth // 4) for edge, depth in edges.items() if depth > fifo_sizing.MIN_DEPTH
-    }
+    skips = {edge: depth // 4 for edge, depth in edges.items() if depth > fifo_sizing.CHAIN_DEPTH}
     shallow = token_sim.simulate(procs, {**edges, **skips})
-    assert not shallow.full_rate, shallow
+    assert shallow.deadlocked or shallow.cycles_per_frame > 1.2 * result.cycles_per_frame

@@ -385,6 +385,7 @@ def _frontier_row(target, result):
         "fps": result.performance["fps"],
         **{f"{name} %": float(share[name]) for name in BUDGET_RESOURCES},
         **{f"FINN {name} %": float(finn_share[name]) for name in RESOURCES},
+        "FIFO BRAM36": float(result.blocks.loc[result.blocks["type"] == "FIFO", "BRAM36"].sum()),
         "fits": result.fits,
         "limiting_resource": limiting["resource"],
         "limiting_layer": limiting["layer"],

@@ -222,13 +222,53 @@ def _merge_depths(model, depths):
     return extra
 
 
+def read_pauses(node, instance):
+    """(cycles, count): the longest stretch a layer does not read its input and how often per
+    frame: a padder emitting its bottom and top padding rows between frames, a sliding window
+    emitting a row of windows longer than reading the next input row (FINN's cycle model)."""
+    if node.op_type.startswith("FMPadding"):
+        top, left, bottom, right = instance.get_nodeattr("Padding")
+        width = instance.get_nodeattr("ImgDim")[1] + left + right
+        words = int(math.prod(instance.get_folded_output_shape()[:-1]))
+        per_pixel = words // _pixels(instance.get_normal_output_shape())
+        return ((top + bottom) * width + left + right) * per_pixel, 1
+    if (
+        node.op_type.startswith("ConvolutionInputGenerator_rtl")
+        and min(instance.get_nodeattr("IFMDim")) > 1
+    ):
+        kernel, ofm = instance.get_nodeattr("ConvKernelDim"), instance.get_nodeattr("OFMDim")
+        fold = instance.get_nodeattr("IFMChannels") // instance.get_nodeattr("SIMD")
+        write = ofm[1] * kernel[0] * kernel[1] * fold
+        read = instance.get_nodeattr("Stride")[0] * instance.get_nodeattr("IFMDim")[1] * fold
+        return max(0, write - read), ofm[0]
+    return 0, 0
+
+
+def _pause_depth(model, producer, consumer, upstream, bottleneck):
+    """Words the FIFO in front of `consumer` must hold so that the layers upstream, which
+    have `bottleneck - upstream` spare cycles per frame, keep their pace through its pauses."""
+    instance = getCustomOp(consumer)
+    pause, count = read_pauses(consumer, instance)
+    slack = bottleneck - upstream[producer.name]
+    if pause * count <= slack:
+        return CHAIN_DEPTH
+    words = int(math.prod(instance.get_folded_input_shape()[:-1]))
+    return max(CHAIN_DEPTH, math.ceil(pause * words / bottleneck))
+
+
 def backpressure_depths(model):
-    """CHAIN_DEPTH on every edge, the fork-to-merge lag on short branches (module doc)."""
+    """CHAIN_DEPTH on every edge, what a pausing consumer's upstream must queue in front of
+    it, and the fork-to-merge lag on short branches (module doc)."""
+    upstream = _upstream_cycles(model)
+    bottleneck = max(upstream.values(), default=0)
     depths = {}
     for consumer in model.graph.node:
         for name in consumer.input:
             producer = model.find_producer(name)
             if producer is not None:
-                depths[(producer.name, consumer.name)] = CHAIN_DEPTH
-    depths.update(_merge_depths(model, depths))
+                depths[(producer.name, consumer.name)] = _pause_depth(
+                    model, producer, consumer, upstream, bottleneck
+                )
+    for edge, extra in _merge_depths(model, depths).items():
+        depths[edge] = max(depths[edge], extra)
     return depths
