@@ -10,7 +10,7 @@ from modules.commands._shared import print_json
 from modules.dataflow.compile import TOTALS
 from modules.hardware import resources
 from modules.hardware.block_models import MissingAttribute
-from modules.hardware.design_estimate import NotAHardwareGraph, estimate_file
+from modules.hardware.design_estimate import NotAHardwareGraph, estimate_file, holdout_text
 
 NAME = "estimate"
 HELP = "whole-design LUT/FF/BRAM/DSP of an existing FINN build ONNX (any FINN version)"
@@ -36,10 +36,12 @@ def _print_text(report, available):
             f"{block['FF']:>7.0f} {block['BRAM36']:>6.1f} {block['DSP']:>4.0f}  {block['rule']}"
         )
     for name in TOTALS:
-        error = report["holdout_error_pct"].get(name)
-        trust = f"  (hold-out error up to {error:.0f} %)" if error is not None else ""
+        trust = holdout_text(
+            name, report["holdout_error_pct"].get(name), report["holdout_error_abs"].get(name)
+        )
         share = 100 * report["totals"][name] / getattr(available, name)
-        print(f"total {name:<6} {report['totals'][name]:>9.1f}  {share:5.1f} % of part{trust}")
+        print(f"total {name:<6} {report['totals'][name]:>9.1f}  {share:5.1f} % of part  ({trust})")
+    print("(±: largest error of that total on published designs left out of the model's fit)")
     for note in report["added"]:
         print(f"added: {note}")
     for item in report["uncosted"]:
@@ -49,7 +51,7 @@ def _print_text(report, available):
 def main(args):
     try:
         available = resources.part_resources(args.part)
-        estimate = estimate_file(args.model, args.part)
+        estimate = estimate_file(args.model, args.part, fifo_method=config.FIFO_SIZING)
     except (OSError, ValueError, NotAHardwareGraph, MissingAttribute) as error:
         raise SystemExit(str(error)) from None
     report = estimate.as_dict() | {"clock_mhz": args.clock_mhz}

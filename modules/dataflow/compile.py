@@ -156,6 +156,9 @@ def _success(flow, settings, out_dir):
         "fits": estimate.fits,
         "totals": design_totals(estimate),
         "totals_holdout_error_pct": holdout_errors(block_models.load_coefficients()),
+        "totals_holdout_error_abs": holdout_errors(
+            block_models.load_coefficients(), "max_abs_error"
+        ),
         "totals_note": (
             "whole stitched design (layers, FIFOs, width converters, IODMAs, shell) by the block "
             "models fitted on published per-block reports; totals_holdout_error_pct: the largest "

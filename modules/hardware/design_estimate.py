@@ -4,7 +4,9 @@ Reads any ONNX of a FINN build after hardware conversion (finn-plus or older FIN
 follows StreamingDataflowPartition nodes into their child models, and costs every HW node
 with its block model (`block_models`), adding what the builder adds and the graph does not
 hold yet: the input and output IODMA where the design has none, and the Zynq shell (AXI
-interconnect, PS reset). FIFOs and width converters are costed as stored.
+interconnect, PS reset). FIFOs and width converters are costed as stored; a finn-plus
+accelerator graph without them (folded, before the builder's FIFO step) gets them inserted
+as the builder would (`resources.stitched_design`, depths by FIFO_SIZING).
 """
 
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ class DesignEstimate:
     uncosted: list = field(default_factory=list)  # (node name, op type)
     added: list = field(default_factory=list)  # what the builder would add, named
     holdout_error_pct: dict = field(default_factory=dict)
+    holdout_error_abs: dict = field(default_factory=dict)
 
     def as_dict(self):
         return {
@@ -41,6 +44,7 @@ class DesignEstimate:
             "blocks": self.blocks,
             "totals": self.totals,
             "holdout_error_pct": self.holdout_error_pct,
+            "holdout_error_abs": self.holdout_error_abs,
             "uncosted": [{"node": n, "op_type": o} for n, o in self.uncosted],
             "added": self.added,
         }
@@ -91,7 +95,24 @@ def _iodma_count(blocks):
     return sum(block.kind == "IODMA" for block in blocks)
 
 
-def estimate_file(path, part, coefficients=None):
+def _needs_fifos(path, blocks):
+    """A single finn-plus graph of specialized layers without FIFOs (the builder adds them)."""
+    specialized = all(block.op_type.endswith(("_hls", "_rtl")) for block in blocks)
+    no_fifos = not any(block.kind in ("FIFO", "DWC") for block in blocks)
+    single = not any(n.op_type == PARTITION for n in onnx.load(str(path)).graph.node)
+    return bool(blocks) and specialized and no_fifos and single
+
+
+def _stitched_blocks(path, part, fifo_method):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from modules.hardware import resources
+
+    stitched = resources.stitched_design(ModelWrapper(str(path)), part, fifo_method=fifo_method)
+    return [resources.node_block(stitched, node) for node in stitched.graph.node]
+
+
+def estimate_file(path, part, coefficients=None, fifo_method="backpressure"):
     """Cost every HW node of the ONNX at `path` (module doc)."""
     path = Path(path)
     if not path.is_file():
@@ -117,6 +138,9 @@ def estimate_file(path, part, coefficients=None):
             continue
         blocks.append(block)
     added = []
+    if not uncosted and _needs_fifos(path, blocks):
+        blocks = _stitched_blocks(path, part, fifo_method)
+        added.append(f"FIFOs ({fifo_method} sizing) and width converters, as the builder adds")
     if _iodma_count(blocks) == 0:
         for name in ("input_IODMA", "output_IODMA"):
             blocks.append(Block(name, "IODMA", {}))
@@ -131,10 +155,19 @@ def estimate_file(path, part, coefficients=None):
         uncosted=uncosted,
         added=added,
         holdout_error_pct=holdout_errors(coefficients),
+        holdout_error_abs=holdout_errors(coefficients, "max_abs_error"),
     )
 
 
-def holdout_errors(coefficients):
-    """Per resource: the largest absolute leave-one-design-out error % of the fitted model."""
+def holdout_errors(coefficients, key="max_abs_error_pct"):
+    """Per resource: the largest absolute leave-one-design-out error of the fitted model, in %
+    (or in units with key="max_abs_error": a DSP count of 0 against 1 is 100 %)."""
     summary = coefficients.get("holdout", {})
-    return {res: summary[res]["max_abs_error_pct"] for res in RESOURCES if res in summary}
+    return {res: summary[res][key] for res in RESOURCES if res in summary}
+
+
+def holdout_text(name, percent, units):
+    """'±12 %' (or '±1 DSP' where a few DSPs make a large percentage)."""
+    if name == "DSP" and units is not None and units <= 5:
+        return f"±{units:.0f} DSP"
+    return f"±{percent:.0f} %" if percent is not None else "hold-out error unknown"
