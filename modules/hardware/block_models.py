@@ -335,7 +335,9 @@ def _fifo_width(block):
 def fifo_rule(block, part):
     width, depth = _fifo_width(block), block.attr("depth")
     style = block.attrs.get("impl_style")
-    if style is None:  # finn-plus: fifo.sv, its own storage ladder
+    # finn-plus builds every FIFO from fifo.sv (impl_style rtl or virtual, a fifo_id); older
+    # FINN's rtl style is Q_srl (SRL) and its vivado style the FIFO Generator (BRAM)
+    if style in (None, "virtual") or "fifo_id" in block.attrs:
         return _fifo_sv_rule(block, width, depth, part)
     rtl = style == "rtl"
     features = {

@@ -119,9 +119,11 @@ def layer_table(folded, part):
 
 def totals(blocks, layers, budget, fraction):
     """Whole design vs the part: used (whole-design model), FINN's per-layer sum, available,
-    limit (fraction of the part), % of part and fits, per resource."""
+    limit (fraction of the part), % of part, fits and the model's hold-out error, per
+    resource."""
     used = resources.totals(blocks)
     accelerator = resources.totals(blocks[blocks["type"] != "AXI"])
+    holdout = block_models.load_coefficients().get("holdout", {})
     rows = []
     for name in BUDGET_RESOURCES:
         available = getattr(budget, name)
@@ -135,6 +137,8 @@ def totals(blocks, layers, budget, fraction):
                 "limit": fraction * available,
                 "% of part": 100.0 * used[name] / available,
                 "fits": used[name] <= fraction * available,
+                # how far to trust `used`: its largest error on published designs held out
+                "hold-out error %": holdout.get(name, {}).get("max_abs_error_pct"),
             }
         )
     return pd.DataFrame(rows).set_index("resource")
