@@ -8,9 +8,12 @@
   depth: where a DuplicateStreams feeds two branches that meet again (a residual AddStreams,
   a route/concat), the short branch must hold what the fork sends it while the long branch
   buffers its lag (a sliding window's (K-1) rows + K pixels, a pixel per layer, the long
-  branch's own FIFOs), measured in fork pixels. `token_sim` checks the rule
-  (tests/test_fifo_sizing.py): the folded graph at these depths runs at the rate it reaches
-  with unbounded FIFOs, and stalls or deadlocks with a shallow skip FIFO.
+  branch's own FIFOs), measured in fork pixels. And a layer that pauses reading (a padder
+  between frames, a sliding window replaying a row) gets a FIFO in front of it that holds
+  what the layers upstream produce during a pause, where their spare cycles per frame do not
+  cover the pauses. `token_sim` checks the rules (tests/test_fifo_sizing.py): the folded
+  graph at these depths runs at the rate it reaches with unbounded FIFOs; the skip depths
+  are an upper bound (about twice the simulated minimum on the test design).
 - "finn": FINN's free-running sizing, reproduced analytically (FINN sizes by rtlsim, which
   needs Vivado/XSI):
   1. Rate mismatch (the input is pushed as fast as the upstream layers allow, the output is
