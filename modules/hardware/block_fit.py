@@ -157,9 +157,23 @@ def _error_row(design, resource, estimate, published):
 
 
 def errors_per_kind(block_table):
-    """Held-out blocks pooled per kind and resource: estimate, published, error %."""
-    grouped = block_table.groupby(["kind", "resource"])[["estimate", "published"]].sum()
-    grouped["error %"] = 100 * (grouped["estimate"] - grouped["published"]) / grouped["published"]
+    """Held-out blocks per kind and resource: summed estimate and published figure, the
+    error of the sum %, and the mean absolute error % of single blocks (where published > 0)."""
+    table = block_table.copy()
+    positive = table["published"] > 0
+    table["abs error %"] = np.nan
+    table.loc[positive, "abs error %"] = (
+        100 * (table["estimate"] - table["published"]).abs() / table["published"]
+    )[positive]
+    grouped = table.groupby(["kind", "resource"]).agg(
+        blocks=("published", "size"),
+        estimate=("estimate", "sum"),
+        published=("published", "sum"),
+        mean_abs_error_pct=("abs error %", "mean"),
+    )
+    grouped["error of sum %"] = (
+        100 * (grouped["estimate"] - grouped["published"]) / grouped["published"]
+    )
     return grouped.replace([np.inf, -np.inf], np.nan)
 
 
