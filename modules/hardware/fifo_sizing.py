@@ -3,17 +3,17 @@
 `fifo_depths(model, method)`, with `method` the config key FIFO_SIZING:
 
 - "backpressure" (default): in a linear chain a full FIFO stalls its producer, so a layer
-  faster than the bottleneck upstream of it just waits: every chain edge gets 32 words, which
-  fifo.sv builds as one SRL32 per bit, the cost of FINN's minimum depth. Only a fork needs
-  depth: where a DuplicateStreams feeds two branches that meet again (a residual AddStreams,
-  a route/concat), the short branch must hold what the fork sends it while the long branch
+  faster than the bottleneck upstream of it just waits: every chain edge keeps FINN's
+  minimum depth. Depth goes where back-pressure alone would cost throughput. At a fork:
+  where a DuplicateStreams feeds two branches that meet again (a residual AddStreams, a
+  route/concat), the short branch must hold what the fork sends it while the long branch
   buffers its lag (a sliding window's (K-1) rows + K pixels, a pixel per layer, the long
-  branch's own FIFOs), measured in fork pixels. And a layer that pauses reading (a padder
-  between frames, a sliding window replaying a row) gets a FIFO in front of it that holds
-  what the layers upstream produce during a pause, where their spare cycles per frame do not
-  cover the pauses. `token_sim` checks the rules (tests/test_fifo_sizing.py): the folded
-  graph at these depths runs at the rate it reaches with unbounded FIFOs; the skip depths
-  are an upper bound (about twice the simulated minimum on the test design).
+  branch's own FIFOs), measured in fork pixels. And in front of a layer that pauses reading
+  (a padder between frames, a sliding window replaying a row): a FIFO that holds what the
+  layers upstream produce during a pause, where their spare cycles per frame do not cover
+  the pauses. `token_sim` checks the rules (tests/test_fifo_sizing.py): the folded graph at
+  these depths runs at the rate it reaches with unbounded FIFOs; the skip depths are an
+  upper bound (about twice the simulated minimum on the test design).
 - "finn": FINN's free-running sizing, reproduced analytically (FINN sizes by rtlsim, which
   needs Vivado/XSI):
   1. Rate mismatch (the input is pushed as fast as the upstream layers allow, the output is
@@ -35,9 +35,10 @@ import math
 from qonnx.custom_op.registry import getCustomOp
 
 MIN_DEPTH = 2
-# back-pressure chains: a 32-deep FIFO is one SRL32 per bit in fifo.sv (shift register up to
-# depth 33), the cost of FINN's minimum, and absorbs a layer's burst of a pixel's words
-CHAIN_DEPTH = 32
+# back-pressure chains keep FINN's minimum: with the FIFOs in front of pausing layers sized,
+# the token simulation runs the test design at its unbounded rate (a 32-deep chain FIFO costs
+# about 20 LUT more in fifo.sv's model and gains nothing there)
+CHAIN_DEPTH = MIN_DEPTH
 JOIN_OPS = ("AddStreams", "ElementwiseAdd")
 MERGE_OPS = (*JOIN_OPS, "StreamingConcat")  # layers that read several streams in step
 METHODS = ("backpressure", "finn")
