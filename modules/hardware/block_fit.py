@@ -32,9 +32,16 @@ def _rows(builds):
 
 
 def _fit_kind(rows, resource):
-    names = sorted({name for _, _, features, _ in rows for name in features})
+    """Coefficients of the fitted features; LUTRAM LUTs are counted, not fitted (a LUT used
+    as RAM is one LUT), so LUT targets are the published LUTs less the counted LUTRAM."""
+    names = sorted(
+        {n for _, _, features, _ in rows for n in features if n not in block_models.COUNTED}
+    )
     matrix = np.array([[features.get(n, 0.0) for n in names] for _, _, features, _ in rows])
+    counted = np.array([block_models.counted_luts(features) for _, _, features, _ in rows])
     target = np.array([float(published[resource]) for *_, published in rows])
+    if resource == "LUT":
+        target = np.maximum(target - counted, 0.0)
     used = [i for i, name in enumerate(names) if np.any(matrix[:, i])]
     solution, _ = nnls(matrix[:, used], target)
     return {names[i]: float(c) for i, c in zip(used, solution, strict=True)}

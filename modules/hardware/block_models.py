@@ -10,7 +10,9 @@ StreamingFCLayer_Batch, Thresholding_Batch, ...). Each block type has one rule:
   MVAUs instantiate the DSP slices of mvu.sv's lane packing (`resources.mvu_dsp_slices`);
   weight, threshold, window and FIFO memories take Vivado's best aspect-ratio tiling of
   BRAM primitives (`bram_tiles`) unless they are small enough for LUTRAM;
-- LUT and FF are linear in a few structural features of the block (`features`), with
+- LUTRAM (weights, thresholds, window buffers in distributed RAM) is counted: 64 bits per
+  LUT;
+- the other LUTs and the FFs are linear in a few structural features of the block, with
   coefficients fitted on published per-block reports (`calibration_data/block_models.json`,
   written by benchmarks/calibrate_resources.py); a block type no published build has keeps
   prior coefficients, named as such in its rule.
@@ -178,6 +180,8 @@ def _memory(width, depth, ram_style, forced_bram=False):
     """(BRAM36, LUTRAM LUTs, placement) of a memory under a ram_style."""
     if depth <= 0 or width <= 0:
         return 0.0, 0, "none"
+    if depth == 1:  # one word: constants in logic, no memory
+        return 0.0, 0, "logic"
     if ram_style == "distributed" and not forced_bram:
         return 0.0, lutram_luts(width, depth), "LUTRAM"
     if ram_style in ("block", "ultra") or forced_bram or width * depth > LUTRAM_MAX_BITS:
@@ -420,8 +424,6 @@ PRIOR = {
     "fifo_sv_lut": 1.0,
     "rtl_const": 200.0,
     "rtl_datapath": 2.2,
-    "rtl_lutram": 1.0,
-    "lutram": 1.0,
 }
 
 
@@ -434,8 +436,17 @@ def load_coefficients(path=COEFFICIENTS_FILE):
     return json.loads(path.read_text())
 
 
+# features that are LUTs as they stand (LUTRAM: 64 bits per LUT), added to the fitted LUTs
+COUNTED = ("lutram", "hls_lutram", "rtl_lutram")
+
+
+def counted_luts(features):
+    return sum(features.get(name, 0.0) for name in COUNTED)
+
+
 def _linear(coefficients, features):
-    return sum(coefficients.get(name, PRIOR.get(name, 0.0)) * v for name, v in features.items())
+    fitted = {name: v for name, v in features.items() if name not in COUNTED}
+    return sum(coefficients.get(name, PRIOR.get(name, 0.0)) * v for name, v in fitted.items())
 
 
 def cost(block, part, coefficients):
@@ -448,7 +459,7 @@ def cost(block, part, coefficients):
     if bram is None:  # a fitted constant (IODMA)
         bram = fitted.get("BRAM36", 0.5)
     return Cost(
-        LUT=_linear(fitted.get("LUT", {}), features),
+        LUT=_linear(fitted.get("LUT", {}), features) + counted_luts(features),
         FF=_linear(fitted.get("FF", {}), features),
         BRAM36=float(bram),
         DSP=float(dsp),
