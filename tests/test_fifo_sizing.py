@@ -144,7 +144,8 @@ def test_folded_residual_design_runs_at_full_rate_at_the_computed_depths(streami
     skips = {
         edge: depth // 8
         for edge, depth in edges.items()
-        if any(c.op_type.startswith("ElementwiseAdd") for c in streaming.find_consumers(edge))
+        if streaming.find_producer(edge).op_type.startswith("DuplicateStreams")
+        and any(c.op_type.startswith("ElementwiseAdd") for c in streaming.find_consumers(edge))
     }
     assert len(skips) == 5  # the five residual blocks
     shallow = token_sim.simulate(procs, {**edges, **skips})
