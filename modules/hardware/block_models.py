@@ -10,8 +10,8 @@ StreamingFCLayer_Batch, Thresholding_Batch, ...). Each block type has one rule:
   MVAUs instantiate the DSP slices of mvu.sv's lane packing (`resources.mvu_dsp_slices`);
   weight, threshold, window and FIFO memories take Vivado's best aspect-ratio tiling of
   BRAM primitives (`bram_tiles`) unless they are small enough for LUTRAM;
-- LUTRAM (weights, thresholds, window buffers in distributed RAM) is counted: 64 bits per
-  LUT;
+- LUTRAM (streamed weights, window buffers in distributed RAM) is counted: 64 bits per
+  LUT; constant tables (thresholds, HLS weight ROMs), which synthesis folds, are fitted;
 - the other LUTs and the FFs are linear in a few structural features of the block, with
   coefficients fitted on published per-block reports (`calibration_data/block_models.json`,
   written by benchmarks/calibrate_resources.py); a block type no published build has keeps
@@ -260,9 +260,11 @@ def compute_rule(block, part):
         bram, lutram, placement = 0.0, 0, "external"
     elif mem_mode in ("const", "internal_embedded"):  # HLS ROM, partitioned per PE
         per_pe = _memory(width // pe, depth, ram_style)
-        bram, lutram, placement = pe * per_pe[0], pe * per_pe[1], per_pe[2]
+        bram, rom, placement = pe * per_pe[0], pe * per_pe[1], "ROM"
+        lutram = 0
     else:
         bram, lutram, placement = _memory(width, depth, ram_style, forced_bram=writeable)
+        rom = 0
     acc = _acc_bits(block)
     if block.impl == "rtl":  # mvu.sv: DSP chains, a LUT adder tree across SIMD, output queue
         tree = pe * (simd - 1) * (block.bits("weightDataType") + block.bits("inputDataType"))
@@ -279,6 +281,7 @@ def compute_rule(block, part):
             "accumulators": pe * acc,
             "thresholds": pe * _threshold_steps(block) * acc,
             "lutram": float(lutram),
+            "rom": float(rom),
             "axilite": float(writeable),
         }
     rule = f"{dsp_rule}; weights {width}b x {depth} in {placement} ({mem_mode})"
@@ -290,8 +293,10 @@ def thresholding_rule(block, part):
     channels, steps = block.attr("NumChannels"), block.attr("numSteps")
     wbits = block.bits("weightDataType")
     ram_style = block.attrs.get("ram_style") or "distributed"
-    bram, lutram, placement = _memory(pe * steps * wbits, channels // pe, ram_style)
-    features = {"const": 1.0, "comparators": pe * steps * wbits, "lutram": float(lutram)}
+    bram, rom, placement = _memory(pe * steps * wbits, channels // pe, ram_style)
+    if not block.attrs.get("runtime_writeable_weights", 0):
+        placement = "ROM" if rom else placement  # constants: synthesis folds much of a ROM
+    features = {"const": 1.0, "comparators": pe * steps * wbits, "rom": float(rom)}
     return features, bram, 0.0, f"thresholds {channels}x{steps}x{wbits}b in {placement}"
 
 
