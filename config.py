@@ -124,6 +124,9 @@ FIT_TO_PART = True  # lower the target FPS until the design fits the budget
 # FINN's default (36) caps an MVAU's weight stream per PE; the 8-bit stem (27 inputs) needs
 # 8*27 bits to reach high frame rates at 224x224
 MVAU_WWIDTH_MAX = 216
+# FIFO depths of the estimate: "backpressure" (a full FIFO stalls its producer, so chains stay
+# shallow and only fork-to-merge skips get depth) or "finn" (FINN's free-running sizing)
+FIFO_SIZING = "backpressure"
 STANDALONE_THRESHOLDS = True  # thresholds as own layers: lets FINN use DSP-based RTL MVAUs
 FINN_VERIFY_IMAGES = 32  # test images through every FINN stage (python execution is slow)
 # notebook 03: synthesize the design's RTL layers with Yosys (firesmoke synth) and show the

@@ -1,14 +1,16 @@
 """FINN estimates of the default MobileNetV2-mini and the emulator's speed, measured in one run.
 
     python benchmarks/bench_finn.py [--size 224] [--onnx-images 8] [--emulator-images 64]
+        [--fifo-sizing backpressure finn]
 
 (1) The automatic search (per-layer RTL/DSP vs HLS/LUT compute, BRAM vs LUTRAM weights,
     target FPS lowered until the design fits) for W4A4 on the config's board and clock, with
     the whole-design resource model (FIFOs, converters, DMA, AXI included): today's design at
     the config's target (whole design vs FINN per-layer), the best fitting FPS, LUT/BRAM/DSP %
-    of the part, limiting resource and block, the frontier (plot).
+    of the part, limiting resource and block, the FIFOs' BRAM, the frontier (plot); once per
+    FIFO sizing method (config.FIFO_SIZING) given.
 (2) Emulator vs qonnx execute_onnx on the same HW-layer graph and images: identical outputs
-    on every image, and the throughput ratio.
+    on every image, and the throughput ratio (--emulator-images 0 leaves it out).
 Weights are random but calibrated (BatchNorm and activation statistics): FINN's estimates
 depend on the architecture and bit widths, not on the weight values.
 """
@@ -23,10 +25,11 @@ from bench_designs import calibrated_model, compare
 import config
 from modules.dataflow import flow as finn_flow
 from modules.hardware import estimates as finn_estimates
+from modules.hardware import fifo_sizing
 from modules.quantization.export import export_qonnx_model
 
 
-def search(generic, budget):
+def search(generic, budget, fifo_method):
     best, frontier = finn_estimates.fit_to_part(
         generic,
         budget,
@@ -35,6 +38,7 @@ def search(generic, budget):
         config.RESOURCE_BUDGET_FRACTION,
         config.FIT_TO_PART,
         config.MVAU_WWIDTH_MAX,
+        fifo_method=fifo_method,
     )
     lower = [t for t in (100, 200, 400) if t < frontier["target_fps"].min()]
     extra = finn_estimates.frontier(
@@ -44,6 +48,7 @@ def search(generic, budget):
         config.CLOCK_MHZ,
         config.RESOURCE_BUDGET_FRACTION,
         config.MVAU_WWIDTH_MAX,
+        fifo_method,
     )
     return best, _concat(extra, frontier)
 
@@ -75,10 +80,12 @@ def report_target(generic, budget):
     print(f"    fits (whole design): {design.fits}")
 
 
-def report_search(best, frontier, out_dir, budget):
+def report_search(best, frontier, out_dir, budget, fifo_method):
     paths = finn_estimates.save_report(
-        best, out_dir, budget, config.RESOURCE_BUDGET_FRACTION, frontier
+        best, out_dir, budget, config.RESOURCE_BUDGET_FRACTION, frontier, fifo_method
     )
+    fifo_bram = best.blocks.loc[best.blocks["type"] == "FIFO", "BRAM36"].sum()
+    print(f"(1) FIFO_SIZING = {fifo_method!r}: FIFO BRAM36 {fifo_bram:.1f}")
     share = best.totals["% of part"]
     finn = 100 * best.totals["FINN per-layer"] / best.totals["available"]
     limiting = best.limiting()
@@ -117,6 +124,9 @@ def main():
     parser.add_argument("--onnx-images", type=int, default=8)
     parser.add_argument("--emulator-images", type=int, default=64)
     parser.add_argument("--out", default=str(Path(config.RUNS_DIR) / "bench_finn"))
+    parser.add_argument(
+        "--fifo-sizing", nargs="+", choices=fifo_sizing.METHODS, default=[config.FIFO_SIZING]
+    )
     args = parser.parse_args()
     budget = finn_estimates.budget_from_config(config)
     work = tempfile.mkdtemp(prefix="bench_finn_")
@@ -126,8 +136,11 @@ def main():
     flow = finn_flow.run_flow(clean, work, budget.part, mvau_wwidth_max=config.MVAU_WWIDTH_MAX)
     print(f"flow to the HW graph: {time.perf_counter() - started:.0f} s (graphs in {work})")
     report_target(flow.child, budget)
-    best, frontier = search(flow.child, budget)
-    report_search(best, frontier, args.out, budget)
+    for method in args.fifo_sizing:
+        best, frontier = search(flow.child, budget, method)
+        report_search(best, frontier, Path(args.out) / method, budget, method)
+    if not args.emulator_images:
+        return
     print("(2) emulator vs execute_onnx on the HW-layer graph (benchmarks/bench_emulator.py)")
     compare(
         "MobileNetV2-mini W4A4",

@@ -1,109 +1,94 @@
-"""Fit the whole-design resource model on a published post-synthesis report and show the
-model against every report in modules/hardware/calibration_data/published_reports.json.
+"""Fit the block models on published FINN builds and validate them design by design.
 
-    python benchmarks/calibrate_resources.py --onnx MobileNetV2_Nano_Bipolar.onnx \
-        --folding final_hw_config.json [--fit seed001_only_threshold] [--write]
+    python benchmarks/calibrate_resources.py --reports ../shared/finn_reports [--write]
+        [--seed001-onnx MobileNetV2_Nano_Bipolar.onnx --seed001-folding final_hw_config.json]
 
-Each report's design goes through this project's FINN flow; the factors fitted on --fit are
-applied to every design, so the other reports are held out.
-- seed 001's reports: --onnx/--folding are the published design (finn/onnx_models/ and
-  finn/folding_config/ of github.com/chuniki/wildfire-on-PYNQ-Z1 @ 1e1804d; about 8 minutes
-  at 224x224). Both reports are modeled with that design.
-- finn_thesis_cnv: rebuilt by benchmarks/finn_thesis_cnv.py with its published folding
-  (under a minute).
---write stores the fitted factors in modules/hardware/calibration_data/calibration.json.
+Prints the leave-one-design-out table (each 7-series design with a whole-design estimate:
+fit on the other builds, estimate it; estimate, published, error per resource, and whether
+it meets the goal: LUT/FF/BRAM36 within 15 %, DSP within 15 % or 5), the held-out error per
+block type (every block with attributes, estimated by the model fitted without its design),
+and the coefficients fitted on all builds. --write stores coefficients, hold-out summary and
+table in modules/hardware/calibration_data/block_models.json (what compile/estimate use and
+show beside their totals).
+
+With --seed001-*: seed 001's published design (finn/onnx_models/ and finn/folding_config/ of
+github.com/chuniki/wildfire-on-PYNQ-Z1) through this project's flow and the block models,
+against its published totals (several minutes).
 """
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
-from qonnx.transformation.insert_topk import InsertTopK
 
-from modules.dataflow import flow as finn_flow
-from modules.hardware import calibration, resources
-from modules.stages.finn_transform import quiet_finn_logs
+from modules.hardware import block_fit, block_models, published_builds
 
-sys.path.insert(0, str(Path(__file__).parent))
-import finn_thesis_cnv  # noqa: E402
+SEED001_REPORT = "chuniki_wildfire_MobileNetV2_PYNQZ1"
 
 
-def seed001_design(args, part, work):
-    flow = finn_flow.run_flow(
-        args.onnx, work, part, folding_config=args.folding, mvau_wwidth_max=216
-    )
-    return flow.folded
+def fit_and_validate(builds):
+    coefficients = block_fit.fit(builds)
+    designs, blocks = block_fit.leave_one_out(builds)
+    designs["within goal"] = block_fit.within_goal(designs)
+    coefficients["holdout"] = block_fit.holdout_summary(designs)
+    coefficients["holdout_table"] = designs.to_dict(orient="records")
+    return coefficients, designs, block_fit.errors_per_kind(blocks)
 
 
-def finn_thesis_design(args, part, work):
-    onnx = finn_thesis_cnv.export(Path(work) / "finn_thesis_cnv.onnx")
-    # thresholds inside the MVAUs and a top-1 head, as its build had them
-    flow = finn_flow.run_flow(
-        onnx,
-        work,
-        part,
-        standalone_thresholds=False,
-        prepare=lambda model: model.transform(InsertTopK(k=1)),
-    )
-    folding = finn_thesis_cnv.folding_config(flow.folded)
-    return finn_flow.fold(flow.folded, folding_config=folding)[0]
+def seed001(args, builds, coefficients):
+    """Seed 001's design through the flow against its published totals."""
+    from modules.dataflow import flow as finn_flow
+    from modules.hardware import resources
+    from modules.stages.finn_transform import quiet_finn_logs
 
-
-DESIGNS = {  # report -> the design it measured
-    "seed001_only_threshold": seed001_design,
-    "seed001_original": seed001_design,
-    "finn_thesis_cnv": finn_thesis_design,
-}
-
-
-def unscaled_tables(args, reports):
-    """Per report: the block table of its design without factors (one compile per design)."""
     quiet_finn_logs()
-    compiled, tables = {}, {}
-    for name, report in reports.items():
-        build = DESIGNS[name]
-        if build not in compiled:
-            folded = build(args, report["part"], tempfile.mkdtemp(prefix="calibrate_"))
-            compiled[build] = resources.block_table(
-                folded, report["part"], factors=calibration.identity_factors()
-            )
-        tables[name] = compiled[build]
-    return tables
+    report = next(b for b in builds if b.name == SEED001_REPORT)
+    work = tempfile.mkdtemp(prefix="seed001_")
+    flow = finn_flow.run_flow(
+        args.seed001_onnx,
+        work,
+        report.part,
+        folding_config=args.seed001_folding,
+        mvau_wwidth_max=216,
+    )
+    table = resources.block_table(flow.folded, report.part, coefficients=coefficients)
+    totals = resources.totals(table)
+    rows = [
+        block_fit._error_row("seed 001 (flow + block models)", res, totals[res], report.top[res])
+        for res in block_models.RESOURCES
+    ]
+    return pd.DataFrame(rows), resources.type_totals(table)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--onnx", required=True)
-    parser.add_argument("--folding", required=True)
-    parser.add_argument("--fit", default="seed001_only_threshold", choices=sorted(DESIGNS))
+    parser.add_argument("--reports", required=True, help="folder of published report JSONs")
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--seed001-onnx")
+    parser.add_argument("--seed001-folding")
     args = parser.parse_args()
-    reports = calibration.load_reports()
-    tables = unscaled_tables(args, reports)
-    fitted = tables[args.fit]
-    op_types = fitted.groupby("type")["op_type"].unique()
-    factors = calibration.fit_factors(
-        resources.type_totals(fitted), reports[args.fit], args.fit, op_types
-    )
-    types = {
-        name: resources.type_totals(calibration.apply_factors(table, factors))
-        for name, table in tables.items()
-    }
-    # the model of each published design, kept so reports and tests can show it without
-    # this flow
-    factors["modeled_types"] = {
-        name: types[name][list(calibration.RESOURCES)].to_dict() for name in reports
-    }
-    if args.write:
-        calibration.FACTORS_FILE.write_text(json.dumps(factors, indent=2) + "\n")
+    builds = published_builds.load_builds(args.reports)
+    coefficients, designs, kinds = fit_and_validate(builds)
     pd.set_option("display.width", 200)
-    for name, report in reports.items():
-        role = "fitted on" if name == args.fit else "held out"
-        print(f"\n{name} ({role}): {report['source']}")
-        print(calibration.compare(types[name], report).round(1).to_string())
+    print("Leave one design out (fit on the other builds, estimate the held-out design):")
+    print(designs.round(1).to_string(index=False))
+    print("\nHeld-out error per block type (blocks pooled over held-out designs):")
+    print(kinds.round(1).to_string())
+    print("\nLargest / median absolute hold-out error per resource:")
+    print(json.dumps(coefficients["holdout"], indent=1))
+    skipped = coefficients["skipped_blocks"]
+    print(f"\n{len(skipped)} published blocks without the attributes their rule needs (not fitted)")
+    if args.seed001_onnx:
+        seed, types = seed001(args, builds, coefficients)
+        print("\nSeed 001's design against its published totals:")
+        print(seed.round(1).to_string(index=False))
+        print(types.round(1).to_string())
+    if args.write:
+        path = block_models.COEFFICIENTS_FILE
+        path.write_text(json.dumps(coefficients, indent=1, default=float) + "\n")
+        print(f"\nwrote {Path(path)}")
 
 
 if __name__ == "__main__":

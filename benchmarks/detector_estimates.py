@@ -1,12 +1,14 @@
 """FINN estimates of the shipped Darknet detectors at full size on the PYNQ-Z2's xc7z020.
 
     python benchmarks/detector_estimates.py [--models dfire-lpyolo-w4a4 ...] [--size 416]
+        [--fifo-sizing backpressure finn]
 
 Per model: the weight memory against the part's BRAM and what would make it fit (from the cfg,
 `detector_fit.weight_fit`), then the Brevitas detector (untrained, calibrated on random UINT8
 images) through QONNX and the repo's FINN flow, and the search for the fastest design within
 90 % of LUT/FF/BRAM/DSP at 100 MHz (whole-design resource model): FPS, % of part, fits, the
-frontier of the targets tried, and the wall time of the flow and of the search. The estimates
+frontier of the targets tried, the FIFOs' share of the BRAM, and the wall time of the flow
+and of the search, per FIFO sizing method (config.FIFO_SIZING). The estimates
 depend on the structure and bit widths, not on the weight values. Files go to a temporary
 folder. LPYOLO reports 18 FPS on a PYNQ-Z2 board for its tiny-YOLOv3 at width 0.2.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from modules.hardware import detector_fit
+from modules.hardware import detector_fit, fifo_sizing
 from modules.models.quant_layers import BitWidths
 
 W4A4 = BitWidths()  # 8-bit first and last layers
@@ -32,7 +34,17 @@ MODELS = {
     "tinier-yolo-w1a3-widest": ("tinier-yolo", W1A3, WIDEST, 400, 0.8, 5),
     "tinier-yolo-w4a4-widest": ("tinier-yolo-w4", W4A4, WIDEST, 400, 0.8, 5),
 }
-COLUMNS = ["target_fps", "fps", "LUT %", "FF %", "BRAM36 %", "DSP %", "fits", "limiting_resource"]
+COLUMNS = [
+    "target_fps",
+    "fps",
+    "LUT %",
+    "FF %",
+    "BRAM36 %",
+    "DSP %",
+    "FIFO BRAM36",
+    "fits",
+    "limiting_resource",
+]
 
 
 def resolve(cfg, work):
@@ -56,6 +68,10 @@ def report(name, result):
             f"  bottleneck {result.best.performance['bottleneck_layer']}, limiting resource "
             f"{limiting['resource']} (largest user {limiting['layer']})"
         )
+    if result.best is not None:
+        fifo = result.best.blocks[result.best.blocks["type"] == "FIFO"]["BRAM36"].sum()
+        total = result.best.blocks["BRAM36"].sum()
+        print(f"  FIFO BRAM36 {fifo:.1f} of {total:.1f}")
     print(f"  flow {result.flow_seconds:.0f} s, search {result.search_seconds:.0f} s")
     with pd.option_context("display.width", 200, "display.float_format", "{:.1f}".format):
         print("  frontier:\n" + result.frontier[COLUMNS].to_string(index=False))
@@ -65,6 +81,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--size", type=int, default=416)
+    parser.add_argument(
+        "--fifo-sizing", nargs="+", choices=fifo_sizing.METHODS, default=["backpressure"]
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="detector_estimates_"))
     for name in args.models:
@@ -74,7 +93,7 @@ def main():
         width = width or fit.widest_width_mult
         print(f"\n{name} at {args.size}x{args.size}, width {width:g}, {bits.signature}")
         print("  " + fit.statement)
-        result = detector_fit.detector_estimates(
+        results = detector_fit.detector_estimates(
             cfg,
             bits,
             width,
@@ -83,8 +102,11 @@ def main():
             step=step,
             floor_fps=floor,
             work_dir=work / name,
+            fifo_methods=args.fifo_sizing,
         )
-        report(name, result)
+        for method, result in results.items():
+            print(f" FIFO_SIZING = {method!r}")
+            report(name, result)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,12 @@ def _backends():
     return BACKENDS
 
 
+def _fifo_methods():
+    from modules.hardware.fifo_sizing import METHODS
+
+    return METHODS
+
+
 RULES = {
     "DATASET": choice(_datasets),
     "DEVICE": device,
@@ -207,6 +213,7 @@ RULES = {
     "RESOURCE_BUDGET_FRACTION": number(0, 1, low_open=True),
     "FIT_TO_PART": boolean,
     "MVAU_WWIDTH_MAX": integer(1),
+    "FIFO_SIZING": choice(_fifo_methods),
     "STANDALONE_THRESHOLDS": boolean,
     "FINN_VERIFY_IMAGES": integer(1),
     "SYNTH_CHECK": boolean,

@@ -74,4 +74,6 @@ def test_fit_mode_lowers_the_target_until_the_design_fits(tmp_path, mobilenet_fl
     assert summary["fits"] and summary["performance"]["fps"] == best.performance["fps"]
     assert len(pd.read_csv(paths["layers_csv"])) == len(best.layers)
     assert len(pd.read_csv(paths["blocks_csv"])) == len(best.blocks)
-    assert "excludes" in summary["performance"] and summary["calibrated_on"]
+    assert "excludes" in summary["performance"]
+    assert set(summary["holdout_error"]) == {"LUT", "FF", "BRAM36", "DSP"}
+    assert summary["fifo_method"] == "backpressure"

@@ -8,6 +8,7 @@ import json
 import config
 from modules.commands._shared import add_profile_arguments, parse_overrides, print_json
 from modules.dataflow.compile import TOTALS, CompileSettings, compile_model
+from modules.hardware.design_estimate import holdout_text
 
 NAME = "compile"
 HELP = "compile a QONNX model with FINN: HW partition, node counts per stage, estimates, FPS"
@@ -27,8 +28,18 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _totals_text(totals):
-    return ", ".join(f"{k} {totals[k]:.0f}" for k in TOTALS if totals.get(k) is not None)
+def _totals_text(totals, report=None):
+    def text(name):
+        if report is None or "totals_holdout_error_pct" not in report:
+            return f"{name} {totals[name]:.0f}"
+        trust = holdout_text(
+            name,
+            report["totals_holdout_error_pct"].get(name),
+            report["totals_holdout_error_abs"].get(name),
+        )
+        return f"{name} {totals[name]:.0f} ({trust})"
+
+    return ", ".join(text(k) for k in TOTALS if totals.get(k) is not None)
 
 
 def _print_placement(where):
@@ -49,7 +60,8 @@ def _print_text(report):
         print(f"no HW-only partition: {report['error']}")
         return
     print(f"host nodes: {report['host_nodes']}")
-    print(f"whole design: {_totals_text(report['totals'])}; {report['fps']:.0f} FPS")
+    print(f"whole design: {_totals_text(report['totals'], report)}; {report['fps']:.0f} FPS")
+    print("  (±: largest error of that total on published designs left out of the model's fit)")
     print(f"FINN per-layer sum: {_totals_text(report['totals']['finn_per_layer'])}")
     print(f"fits: {report['fits']}")
     print(f"design: {report['design']}")

@@ -3,9 +3,9 @@ design, and a report (`firesmoke compile`). The compiled design (host graph + ac
 is saved so `firesmoke emulate` can run it.
 
 Totals: `design_totals` gives the whole stitched design (modules.hardware.resources: FINN's
-layers plus FIFOs, width converters, DMA and AXI shell, FF included, calibrated against
-published post-synthesis reports) and, beside it, the sum of FINN's per-layer estimates,
-which leaves those blocks out and has no FF model.
+layers plus FIFOs, width converters, IODMAs and shell, FF included, by block models fitted on
+published per-block reports, with each total's hold-out error) and, beside it, the sum of
+FINN's per-layer estimates, which leaves those blocks out and has no FF model.
 """
 
 import contextlib
@@ -22,7 +22,9 @@ from qonnx.custom_op.registry import getCustomOp
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import placement
 from modules.dataflow.stage_check import with_child
+from modules.hardware import block_models
 from modules.hardware import estimates as finn_estimates
+from modules.hardware.design_estimate import holdout_errors
 
 DESIGN_FILE = "design.onnx"  # host nodes + one StreamingDataflowPartition
 ACCELERATOR_FILE = "design_accelerator.onnx"  # the folded accelerator that partition runs
@@ -39,6 +41,7 @@ class CompileSettings:
     input_dtype: str = "auto"
     budget_fraction: float = 0.9
     mvau_wwidth_max: int = 36
+    fifo_sizing: str = "backpressure"  # config.FIFO_SIZING
 
     @classmethod
     def from_config(cls, cfg, **overrides):
@@ -48,6 +51,7 @@ class CompileSettings:
             "target_fps": cfg.TARGET_FPS,
             "budget_fraction": cfg.RESOURCE_BUDGET_FRACTION,
             "mvau_wwidth_max": cfg.MVAU_WWIDTH_MAX,
+            "fifo_sizing": cfg.FIFO_SIZING,
         }
         return cls(**settings | {k: v for k, v in overrides.items() if v is not None})
 
@@ -149,7 +153,11 @@ def _success(flow, settings, out_dir):
     budget = finn_estimates.PartBudget(part=settings.part)
     with contextlib.redirect_stdout(sys.stderr):
         estimate = finn_estimates.estimate(
-            flow.folded, budget, settings.clock_mhz, settings.budget_fraction
+            flow.folded,
+            budget,
+            settings.clock_mhz,
+            settings.budget_fraction,
+            fifo_method=settings.fifo_sizing,
         )
     with_child(flow.parent, flow.folded, out_dir / ACCELERATOR_FILE).save(
         str(out_dir / DESIGN_FILE)
@@ -166,10 +174,15 @@ def _success(flow, settings, out_dir):
         "bottleneck_layer": estimate.performance["bottleneck_layer"],
         "fits": estimate.fits,
         "totals": design_totals(estimate),
+        "totals_holdout_error_pct": holdout_errors(block_models.load_coefficients()),
+        "totals_holdout_error_abs": holdout_errors(
+            block_models.load_coefficients(), "max_abs_error"
+        ),
         "totals_note": (
-            "whole stitched design (layers, FIFOs, width converters, DMA, AXI shell), calibrated "
-            "on published post-synthesis reports; finn_per_layer: FINN's per-layer estimates "
-            "summed (no FIFOs, converters, shell; no FF model)"
+            "whole stitched design (layers, FIFOs, width converters, IODMAs, shell) by the block "
+            "models fitted on published per-block reports; totals_holdout_error_pct: the largest "
+            "error of each total on published designs left out of the fit; finn_per_layer: "
+            "FINN's per-layer estimates summed (no FIFOs, converters, shell; no FF model)"
         ),
         "design": str(out_dir / DESIGN_FILE),
         "settings": asdict(settings),

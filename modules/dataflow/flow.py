@@ -65,6 +65,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 from qonnx.util.cleanup import cleanup_model
 
+from modules.dataflow import folding_names
 from modules.dataflow.graph_fixes import (
     BipolarOutputToBinary,
     RemoveTransposeBeforeFlatten,
@@ -563,12 +564,23 @@ def fold(
         model = model.transform(SetFolding(cycles, mvau_wwidth_max, two_pass_relaxation=True))
         notes.append(f"SetFolding: {target_fps} FPS at {clock_mhz} MHz = {cycles} cycles/frame")
     if folding_config is not None:
-        config = folding_config if isinstance(folding_config, dict) else str(folding_config)
+        source = "dict" if isinstance(folding_config, dict) else str(folding_config)
+        raw = folding_config if isinstance(folding_config, dict) else _read_json(folding_config)
+        config, matched = folding_names.match_folding(raw, model, source)
         model = model.transform(ApplyConfig(config))
-        notes.append(
-            f"folding config applied: {folding_config if isinstance(config, str) else 'dict'}"
-        )
+        notes.append(f"folding config applied: {source} ({len(config) - 1} layers)")
+        notes.extend(matched)
     return _finish("folded", before, model, out_dir, started, notes)
+
+
+def _read_json(path):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"folding file {path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"folding file {path} is not JSON ({error})") from error
 
 
 def extract_folding_config(model):

@@ -202,9 +202,12 @@ def detector_estimates(
     step=0.8,
     mvau_wwidth_max=216,
     work_dir=None,
+    fifo_methods=("backpressure",),
 ):
-    """Brevitas -> QONNX -> FINN flow -> `fit_to_part` for a Darknet cfg (module doc);
-    intermediate files go to `work_dir` (default: a new temporary folder)."""
+    """Brevitas -> QONNX -> FINN flow -> `fit_to_part` for a Darknet cfg (module doc), once per
+    FIFO sizing method in `fifo_methods` (config.FIFO_SIZING values; one flow for all);
+    returns {method: DetectorEstimate}. Intermediate files go to `work_dir` (default: a new
+    temporary folder)."""
     from modules.dataflow import flow as finn_flow
     from modules.hardware import estimates
     from modules.quantization.export import export_qonnx_model
@@ -222,24 +225,28 @@ def detector_estimates(
         mvau_wwidth_max=mvau_wwidth_max,
     )
     flow_seconds = time.time() - started
-    started = time.time()
-    best, frontier = estimates.fit_to_part(
-        flow.child,
-        PartBudget.for_part(part),
-        target_fps,
-        clock_mhz,
-        fraction,
-        mvau_wwidth_max=mvau_wwidth_max,
-        step=step,
-        floor_fps=floor_fps,
-    )
-    return DetectorEstimate(
-        best,
-        frontier,
-        weight_fit(cfg, bits, width_mult, part, fraction),
-        flow_seconds,
-        time.time() - started,
-    )
+    results = {}
+    for method in fifo_methods:
+        started = time.time()
+        best, frontier = estimates.fit_to_part(
+            flow.child,
+            PartBudget.for_part(part),
+            target_fps,
+            clock_mhz,
+            fraction,
+            mvau_wwidth_max=mvau_wwidth_max,
+            step=step,
+            floor_fps=floor_fps,
+            fifo_method=method,
+        )
+        results[method] = DetectorEstimate(
+            best,
+            frontier,
+            weight_fit(cfg, bits, width_mult, part, fraction),
+            flow_seconds,
+            time.time() - started,
+        )
+    return results
 
 
 def without_binary_flags(cfg, path):

@@ -26,7 +26,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow import flow as finn_flow
 from modules.dataflow.setup import ensure_finn
-from modules.hardware import calibration, fifo_sizing, resources
+from modules.hardware import block_models, fifo_sizing, resources
 
 # FINN has no LUT model for these (the estimate is 0): totals underestimate LUTs by their cost.
 NO_LUT_MODEL = (
@@ -38,6 +38,7 @@ NO_LUT_MODEL = (
 )
 RESOURCES = ("LUT", "BRAM36", "DSP")  # FINN's per-layer estimate
 BUDGET_RESOURCES = ("LUT", "FF", "BRAM36", "DSP")  # whole-design model and the budget
+FIFO_DEFAULT = fifo_sizing.METHODS[0]  # config.FIFO_SIZING
 EXCLUDES = "host pre/post-processing, input/output packing and DMA set-up per call"
 
 # Per-layer implementation options for MVAU/VVAU: (preferred_impl_style, resType).
@@ -118,9 +119,11 @@ def layer_table(folded, part):
 
 def totals(blocks, layers, budget, fraction):
     """Whole design vs the part: used (whole-design model), FINN's per-layer sum, available,
-    limit (fraction of the part), % of part and fits, per resource."""
+    limit (fraction of the part), % of part, fits and the model's hold-out error, per
+    resource."""
     used = resources.totals(blocks)
     accelerator = resources.totals(blocks[blocks["type"] != "AXI"])
+    holdout = block_models.load_coefficients().get("holdout", {})
     rows = []
     for name in BUDGET_RESOURCES:
         available = getattr(budget, name)
@@ -134,6 +137,8 @@ def totals(blocks, layers, budget, fraction):
                 "limit": fraction * available,
                 "% of part": 100.0 * used[name] / available,
                 "fits": used[name] <= fraction * available,
+                # how far to trust `used`: its largest error on published designs held out
+                "hold-out error %": holdout.get(name, {}).get("max_abs_error_pct"),
             }
         )
     return pd.DataFrame(rows).set_index("resource")
@@ -191,9 +196,9 @@ class Estimate:
         }
 
 
-def estimate(folded, budget, clock_mhz, fraction, choices=None):
+def estimate(folded, budget, clock_mhz, fraction, choices=None, fifo_method=FIFO_DEFAULT):
     layers = layer_table(folded, budget.part)
-    blocks = resources.block_table(folded, budget.part)
+    blocks = resources.block_table(folded, budget.part, fifo_method=fifo_method)
     return Estimate(
         folded,
         layers,
@@ -246,7 +251,9 @@ def _original_names(generic, specialized):
     return {s.name: g.name for g, s in zip(generic.graph.node, specialized.graph.node, strict=True)}
 
 
-def option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max=36):
+def option_costs(
+    generic, budget, target_fps, clock_mhz, mvau_wwidth_max=36, fifo_method=FIFO_DEFAULT
+):
     """Per compute layer and option: LUT, FF, BRAM36, DSP of the whole-design model (and the
     rest of the design with FINN defaults, FIFOs, converters, DMA and AXI included, under the
     second return value)."""
@@ -261,7 +268,7 @@ def option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max=36):
             dict.fromkeys(layers, option),
             mvau_wwidth_max,
         )
-        blocks = resources.block_table(design, budget.part)
+        blocks = resources.block_table(design, budget.part, fifo_method=fifo_method)
         per_block = blocks.rename(index=_original_names(generic, design))
         costs[option] = per_block.loc[layers, list(BUDGET_RESOURCES)]
         if rest is None:
@@ -303,12 +310,20 @@ def choose_options(costs, rest, budget, fraction):
     return choices, pd.Series(total, index=names)
 
 
-def best_design(generic, budget, target_fps, clock_mhz, fraction=0.9, mvau_wwidth_max=36):
+def best_design(
+    generic,
+    budget,
+    target_fps,
+    clock_mhz,
+    fraction=0.9,
+    mvau_wwidth_max=36,
+    fifo_method=FIFO_DEFAULT,
+):
     """The per-layer options that best fit the part at one target FPS, estimated."""
-    costs, rest = option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max)
+    costs, rest = option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max, fifo_method)
     choices, _ = choose_options(costs, rest, budget, fraction)
     folded = build_design(generic, budget.part, target_fps, clock_mhz, choices, mvau_wwidth_max)
-    return estimate(folded, budget, clock_mhz, fraction, choices)
+    return estimate(folded, budget, clock_mhz, fraction, choices, fifo_method)
 
 
 def target_sequence(target_fps, floor_fps=1.0, step=0.8):
@@ -331,6 +346,7 @@ def fit_to_part(
     step=0.8,
     floor_fps=1.0,
     refine=3,
+    fifo_method=FIFO_DEFAULT,
 ):
     """Lower the target FPS until the best per-layer options fit the budget (fit=True), then
     bisect `refine` times between the last failing and the first fitting target; fit=False
@@ -348,7 +364,9 @@ def fit_to_part(
         nonlocal best
         if target in seen:
             return seen[target]
-        result = best_design(generic, budget, target, clock_mhz, fraction, mvau_wwidth_max)
+        result = best_design(
+            generic, budget, target, clock_mhz, fraction, mvau_wwidth_max, fifo_method
+        )
         rows.append(_frontier_row(target, result))
         if result.fits and (best is None or result.performance["fps"] > best.performance["fps"]):
             best = result
@@ -380,6 +398,7 @@ def _frontier_row(target, result):
         "fps": result.performance["fps"],
         **{f"{name} %": float(share[name]) for name in BUDGET_RESOURCES},
         **{f"FINN {name} %": float(finn_share[name]) for name in RESOURCES},
+        "FIFO BRAM36": float(result.blocks.loc[result.blocks["type"] == "FIFO", "BRAM36"].sum()),
         "fits": result.fits,
         "limiting_resource": limiting["resource"],
         "limiting_layer": limiting["layer"],
@@ -387,19 +406,29 @@ def _frontier_row(target, result):
     }
 
 
-def frontier(generic, budget, targets, clock_mhz, fraction=0.9, mvau_wwidth_max=36):
+def frontier(
+    generic,
+    budget,
+    targets,
+    clock_mhz,
+    fraction=0.9,
+    mvau_wwidth_max=36,
+    fifo_method=FIFO_DEFAULT,
+):
     """Best-fitting resource use at each target FPS (the FPS/resource trade-off)."""
-    rows = [
-        _frontier_row(t, best_design(generic, budget, t, clock_mhz, fraction, mvau_wwidth_max))
-        for t in targets
-    ]
+    rows = []
+    for target in targets:
+        design = best_design(
+            generic, budget, target, clock_mhz, fraction, mvau_wwidth_max, fifo_method
+        )
+        rows.append(_frontier_row(target, design))
     return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------ reports and charts
 
 
-def save_report(result, out_dir, budget, fraction, frontier_table=None):
+def save_report(result, out_dir, budget, fraction, frontier_table=None, fifo_method=FIFO_DEFAULT):
     """JSON (summary), CSV (per-layer, totals, frontier), PNG charts; returns the paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -426,7 +455,8 @@ def save_report(result, out_dir, budget, fraction, frontier_table=None):
         "choices": result.choices,
         "model": MODEL_NOTE,
         "fifo_sizing": " ".join(fifo_sizing.__doc__.split()),  # method and assumptions
-        "calibrated_on": calibration.load_factors()["calibrated_on"],
+        "fifo_method": fifo_method,
+        "holdout_error": block_models.load_coefficients().get("holdout", {}),
         "notes": sorted({n for n in result.layers["note"] if n}),
     }
     if frontier_table is not None:
@@ -440,22 +470,19 @@ def save_report(result, out_dir, budget, fraction, frontier_table=None):
 
 
 MODEL_NOTE = (
-    "used = whole stitched design: FINN layers (DSP of RTL MVAUs from the DSP48 lane packing "
-    "of mvu.sv, LUT of layers FINN leaves at 0 from their structure), FIFOs (analytical "
-    "sizing), data-width converters, DMA and AXI infrastructure, calibrated per block type on "
-    "published post-synthesis reports; 'FINN per-layer' = FINN's own estimate, layers only"
+    "used = whole stitched design: every block (layers, FIFOs sized by FIFO_SIZING, "
+    "data-width converters, IODMAs) by its block model (DSP and BRAM counted from the node "
+    "attributes, LUT/FF fitted on published per-block reports) plus the shell; "
+    "'FINN per-layer' = FINN's own estimate, layers only"
 )
 
 
 def calibration_table():
-    """The whole-design model of each published design against its report (per block type
-    and total, error %), from the stored calibration."""
-    factors = calibration.load_factors()
-    frames = {
-        name: calibration.compare(pd.DataFrame(factors["modeled_types"][name]), report)
-        for name, report in calibration.load_reports().items()
-    }
-    return pd.concat(frames, names=["report"]).reset_index(level="report")
+    """The block model against each published design it was not fitted on (leave one design
+    out: estimate, published, error % per resource), as benchmarks/calibrate_resources.py
+    stored it."""
+    rows = block_models.load_coefficients().get("holdout_table", [])
+    return pd.DataFrame(rows).set_index(["design", "resource"]) if rows else pd.DataFrame()
 
 
 def _figure(*args, **kwargs):

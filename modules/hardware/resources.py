@@ -2,29 +2,23 @@
 
 FINN's per-layer estimates leave out what its builder adds around the layers (FIFOs between
 layers, data-width converters, the input/output DMA engines, the AXI infrastructure of the
-Zynq block design) and estimate 0 LUT for several layers (MVAU_rtl, FMPadding_rtl,
-DuplicateStreams, ElementwiseAdd, GlobalAccPool). This module:
+Zynq block design) and estimate 0 LUT for several layers. This module:
 
 - builds the stitched graph FINN's builder would build, with FINN's own transforms
-  (InsertDWC, InsertFIFO with depths from `fifo_sizing`, SpecializeLayers), and costs FIFOs
-  and converters with FINN's fitted fifo.sv/DWC models;
+  (InsertDWC, InsertFIFO with depths from `fifo_sizing`, SpecializeLayers);
+- costs every block with its block model (`block_models`: DSPs and BRAM counted from the
+  node's attributes, LUT/FF fitted on published per-block reports), adds the IODMAs and the
+  shell, and keeps FINN's own per-layer estimate beside each block;
 - counts DSPs of RTL MVAUs with the lane packing the finn-rtllib core really uses
   (mvu.sv: NUM_LANES from the DSP's A-port width, 25 bits on DSP48E1, 27 on DSP48E2; an
   8-bit input packs 2 PEs per slice, not 4 as FINN's estimate assumes). Seed 001's published
-  build (Vivado 2022.2, Feb 2025, so Xilinx FINN v0.10.1/dev, whose mvu_4sx4u.sv and
-  mvu_8sx8u_dsp48.sv instantiate the same ceil(PE/4)*SIMD and ceil(PE/2)*SIMD DSP48E1s for
-  its narrow 4-bit and 8-bit-input layers) used 212 DSPs for a folding whose cores
-  instantiate 111 (FINN's estimate: 87). No lane count of the RTL explains the other 101
-  and the per-layer DSPs are not published, so the difference stays visible in the
-  calibration table rather than fitted away;
-- models LUTs of the layers FINN leaves at 0 from their structure (adder trees, output
-  queues, weight memory in LUTRAM, control);
-- adds the DMA engines and AXI infrastructure, and FF for every block, from the calibration
-  against published post-synthesis reports (`calibration.py`), which also scales each block
-  type by its fitted factor.
+  build (Vivado 2022.2, FINN v0.10.1-era mvu_4sx4u.sv / mvu_8sx8u_dsp48.sv) used 212 DSPs
+  for a folding whose finn-plus cores instantiate 111 and whose every layer at two lanes
+  would take 170; the older cores' extra slices are not published per layer, so the
+  difference is reported (benchmarks/calibrate_resources.py) rather than fitted away.
 
-Every figure is an estimate before synthesis; `calibration.compare` shows the error against
-the published reports.
+`block_fit.leave_one_out` gives the error of the model on published designs it was not
+fitted on.
 """
 
 import copy
@@ -32,12 +26,10 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
-import pandas as pd
-from qonnx.core.datatype import DataType
 from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow.setup import ensure_finn
-from modules.hardware import calibration, fifo_sizing
+from modules.hardware import block_fit, block_models, fifo_sizing
 
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
 
@@ -230,88 +222,6 @@ def _thresholds_in_bram(instance):
     )
 
 
-# ------------------------------------------------------------------ LUTs FINN leaves at 0
-
-
-def _bits(dtype):
-    return dtype.bitwidth()
-
-
-def lutram_luts(depth, width):
-    """LUT6 as 64x1 RAM: ceil(depth / 64) LUTs per bit."""
-    return math.ceil(depth / 64) * width if depth and width else 0
-
-
-def _mvau_rtl_luts(instance, bram):
-    pe, simd = instance.get_nodeattr("PE"), instance.get_nodeattr("SIMD")
-    w, a = _bits(instance.get_input_datatype(1)), _bits(instance.get_input_datatype(0))
-    acc = _bits(instance.get_output_datatype())
-    # cross-SIMD adder tree per PE (SIMD-1 adders of lane width), output queue (SRL per bit)
-    tree = pe * (simd - 1) * (w + a + math.ceil(math.log2(simd + 1)))
-    queue = pe * acc
-    weights = 0
-    if bram == 0:  # weights not in BRAM: LUTRAM (FINN's BRAM estimate says where they go)
-        depth = instance.calc_wmem()
-        weights = lutram_luts(depth, pe * simd * w)
-    return tree + queue + weights
-
-
-def _padding_luts(instance):
-    width = instance.get_outstream_width()
-    return width + 4 * math.ceil(math.log2(max(instance.get_nodeattr("ImgDim")) + 1))
-
-
-def _duplicate_luts(instance):
-    return instance.get_outstream_width() * instance.get_nodeattr("NumOutputStreams")
-
-
-def _add_luts(instance):
-    return instance.get_outstream_width()  # one LUT per sum bit (carry chain)
-
-
-def _accpool_luts(instance):
-    pe, acc = instance.get_nodeattr("PE"), _bits(instance.get_output_datatype())
-    channels = instance.get_nodeattr("NumChannels")
-    return 2 * pe * acc + lutram_luts(channels // pe, pe * acc)
-
-
-def _pool_luts(instance):
-    pe = instance.get_nodeattr("PE")
-    acc = instance.get_nodeattr("AccumBits") or _bits(instance.get_output_datatype())
-    channels = instance.get_nodeattr("Channels")
-    return 2 * pe * acc + lutram_luts(channels // pe, pe * acc)
-
-
-def threshold_bits(instance):
-    """Bits of threshold memory of a Thresholding layer: channels x steps x width."""
-    steps = instance.get_nodeattr("numSteps")
-    width = DataType[instance.get_nodeattr("weightDataType")].bitwidth()
-    return instance.get_nodeattr("NumChannels") * steps * width
-
-
-STRUCTURAL_LUTS = {
-    "Pool_hls": _pool_luts,
-    "MVAU_rtl": None,  # needs the BRAM estimate, handled in layer_luts
-    "FMPadding_rtl": _padding_luts,
-    "DuplicateStreams_hls": _duplicate_luts,
-    "ElementwiseAdd_hls": _add_luts,
-    "AddStreams_hls": _add_luts,
-    "GlobalAccPool_hls": _accpool_luts,
-}
-
-
-def structural_luts(node, finn_estimate):
-    """LUTs of a layer whose FINN estimate is 0 (None for layers FINN does estimate)."""
-    instance = getCustomOp(node)
-    if node.op_type == "MVAU_rtl":
-        bram = rtl_layer_bram36(node)  # weights in LUTRAM when Yosys maps them there
-        return float(
-            _mvau_rtl_luts(instance, finn_estimate.get("BRAM_18K", 0) if bram is None else bram)
-        )
-    model = STRUCTURAL_LUTS.get(node.op_type)
-    return float(model(instance)) if model else None
-
-
 # ------------------------------------------------------------------ stitched design
 
 
@@ -335,19 +245,31 @@ def _through_converters(model, depths):
     return moved
 
 
-def stitched_design(folded, part, depths=None):
-    """The folded child as FINN's builder stitches it: data-width converters and FIFOs
-    inserted and specialized. FIFO depths from the analytical sizing (`fifo_sizing`) unless
-    `depths` gives them per (producer, consumer) layer edge."""
+def streaming_graph(folded, part):
+    """The folded child with FINN's data-width converters inserted, specialized and named:
+    the streams the FIFOs go between."""
     ensure_finn()
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
-    from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
     from qonnx.transformation.general import GiveUniqueNodeNames
 
     model = copy.deepcopy(folded).transform(InsertDWC()).transform(SpecializeLayers(part))
-    model = model.transform(GiveUniqueNodeNames())
-    sized = fifo_sizing.fifo_depths(model) if depths is None else _through_converters(model, depths)
+    return model.transform(GiveUniqueNodeNames())
+
+
+def stitched_design(folded, part, depths=None, fifo_method=fifo_sizing.METHODS[0]):
+    """The folded child as FINN's builder stitches it: data-width converters and FIFOs
+    inserted and specialized. FIFO depths from `fifo_sizing` by `fifo_method` (config
+    FIFO_SIZING) unless `depths` gives them per (producer, consumer) layer edge."""
+    from finn.transformation.fpgadataflow.insert_fifo import InsertFIFO
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    model = streaming_graph(folded, part)
+    if depths is None:
+        sized = fifo_sizing.fifo_depths(model, fifo_method)
+    else:
+        sized = _through_converters(model, depths)
     model = fifo_sizing.apply_depths(model, sized)
     model = model.transform(InsertFIFO(create_shallow_fifos=True))
     model = model.transform(SpecializeLayers(part)).transform(GiveUniqueNodeNames())
@@ -359,87 +281,69 @@ def stitched_design(folded, part, depths=None):
     return model
 
 
-def _io_count(model):
-    return len(model.graph.input) + len(model.graph.output)
+def node_block(model, node):
+    """The block of a specialized finn-plus node: every attribute its op declares, defaults
+    included (what the block model reads), and whether its weights are narrow-range."""
+    instance = getCustomOp(node)
+    attrs = {}
+    for name in instance.get_nodeattr_types():
+        try:
+            attrs[name] = instance.get_nodeattr(name)
+        except (AttributeError, KeyError, ValueError):
+            continue  # a required attribute this node does not use
+    if node.op_type.startswith("MVAU_rtl"):
+        attrs["narrow_weights"] = _narrow_weights(model, node, instance)
+    return block_models.Block(node.name, node.op_type, attrs)
 
 
-def block_table(folded, part, factors=None, depths=None):
-    """One row per block of the stitched design: FINN's estimate (finn_LUT, finn_DSP, ...)
-    and the whole-design model (LUT, FF, BRAM36, DSP), with the model's source."""
+def block_table(folded, part, depths=None, fifo_method=fifo_sizing.METHODS[0], coefficients=None):
+    """One row per block of the stitched design: the block model (LUT, FF, BRAM36, DSP, the
+    rule that costed it) and FINN's own estimate beside it (finn_LUT, finn_BRAM36, finn_DSP),
+    plus the input/output IODMA and the shell."""
     from finn.analysis.fpgadataflow.res_estimation import res_estimation
 
-    factors = factors or calibration.load_factors()
-    stitched = stitched_design(folded, part, depths)
+    coefficients = coefficients or block_models.load_coefficients()
+    stitched = stitched_design(folded, part, depths, fifo_method)
     estimates = stitched.analysis(partial(res_estimation, fpgapart=part))
-    rows = [
-        _layer_row(stitched, node, estimates.get(node.name, {}), part)
-        for node in stitched.graph.node
-    ]
-    for index in range(_io_count(stitched)):
-        rows.append(_fixed_row(f"dma_{index}", "DMA", factors))
-    rows.append(_fixed_row("axi_infrastructure", "AXI", factors))  # values: apply_factors
-    table = pd.DataFrame(rows).set_index("block")
-    return calibration.apply_factors(table, factors)
+    blocks = [node_block(stitched, node) for node in stitched.graph.node]
+    blocks += [block_models.Block(name, "IODMA", {}) for name in ("dma_in", "dma_out")]
+    table, _ = block_fit.estimate_design(blocks, part, coefficients)
+    table = table.rename(columns={"rule": "source"}).set_index("block")
+    table["type"] = [block_type(op) for op in table["op_type"]]
+    table.loc[table["kind"] == "IODMA", "type"] = "DMA"
+    table.loc[table["kind"] == "shell", "type"] = "AXI"
+    for name in ("LUT", "BRAM36", "DSP"):
+        key = "BRAM_18K" if name == "BRAM36" else name
+        scale = 0.5 if name == "BRAM36" else 1.0
+        table[f"finn_{name}"] = [
+            scale * float(estimates.get(block, {}).get(key, 0)) for block in table.index
+        ]
+    table["depth"] = [_fifo_depth(stitched, name) for name in table.index]
+    if not has_uram(part):
+        _rtl_memories_as_yosys_maps_them(table, stitched)
+    return table
 
 
-def _layer_row(model, node, estimate, part):
-    finn = {
-        "finn_LUT": float(estimate.get("LUT", 0)),
-        "finn_BRAM36": float(estimate.get("BRAM_18K", 0)) / 2,
-        "finn_DSP": float(estimate.get("DSP", 0)),
-    }
-    lut, source = finn["finn_LUT"], "FINN estimate"
-    if lut == 0:
-        modeled = structural_luts(node, estimate)
-        if modeled is not None:
-            lut, source = modeled, "structural model"
-    dsp = finn["finn_DSP"]
-    if node.op_type == "MVAU_rtl":
-        dsp = rtl_mvau_dsp(model, node, part)
-        source += "; DSP from mvu.sv lane packing"
-    bram, memory_bits = finn["finn_BRAM36"], 0
-    if node.op_type.startswith("Thresholding"):
-        memory_bits = threshold_bits(getCustomOp(node))
-    rtl_bram = rtl_layer_bram36(node) if not has_uram(part) else None
-    if rtl_bram is not None:  # no calibrated BRAM per threshold bit on top
-        bram, memory_bits = rtl_bram, 0
-        source += "; BRAM as Yosys maps the RTL's memory"
-    return {
-        "block": node.name,
-        "op_type": node.op_type,
-        "type": block_type(node.op_type),
-        **finn,
-        "LUT": lut,
-        "FF": 0.0,
-        "BRAM36": bram,
-        "DSP": dsp,
-        "depth": getCustomOp(node).get_nodeattr("depth") if "FIFO" in node.op_type else None,
-        "memory_bits": memory_bits,
-        "source": source,
-    }
+def _rtl_memories_as_yosys_maps_them(table, stitched):
+    """BRAM36 of the finn-rtllib layers whose memory the RTL decides (weight streamers,
+    constant thresholds) as Yosys maps it on the 7-series (`firesmoke synth` checks it)."""
+    for node in stitched.graph.node:
+        bram = rtl_layer_bram36(node) if node.name in table.index else None
+        if bram is not None:
+            table.loc[node.name, "BRAM36"] = bram
+            table.loc[node.name, "source"] += "; BRAM as Yosys maps the RTL's memory"
 
 
-def _fixed_row(name, kind, factors):
-    return {
-        "block": name,
-        "op_type": kind,
-        "type": kind,
-        "finn_LUT": 0.0,
-        "finn_BRAM36": 0.0,
-        "finn_DSP": 0.0,
-        "LUT": 0.0,
-        "FF": 0.0,
-        "BRAM36": 0.0,
-        "DSP": 0.0,
-        "depth": None,
-        "memory_bits": 0,
-        "source": f"calibrated constant ({factors['calibrated_on']})",
-    }
+def _fifo_depth(model, name):
+    node = model.get_node_from_name(name)
+    if node is None or not node.op_type.startswith("StreamingFIFO"):
+        return None
+    return getCustomOp(node).get_nodeattr("depth")
 
 
 def type_totals(table):
     """Per block type: modeled LUT/FF/BRAM36/DSP and FINN's per-layer figures."""
-    columns = [*RESOURCES, "finn_LUT", "finn_BRAM36", "finn_DSP", "memory_bits"]
+    columns = [*RESOURCES, "finn_LUT", "finn_BRAM36", "finn_DSP"]
     return table.groupby("type")[columns].sum()
 
 
@@ -447,7 +351,7 @@ def totals(table):
     return {name: float(table[name].sum()) for name in RESOURCES}
 
 
-def whole_design_totals(folded, part):
+def whole_design_totals(folded, part, fifo_method=fifo_sizing.METHODS[0]):
     """{"LUT", "FF", "BRAM36", "DSP"} of the whole stitched design (e.g. for
     `firesmoke compile --json`)."""
-    return totals(block_table(folded, part))
+    return totals(block_table(folded, part, fifo_method=fifo_method))

@@ -49,7 +49,10 @@ def choose_design(cfg, flow):
     budget = finn_estimates.budget_from_config(cfg)
     fraction = cfg.RESOURCE_BUDGET_FRACTION
     if cfg.FOLDING_CONFIG_FILE:
-        return finn_estimates.estimate(flow.folded, budget, cfg.CLOCK_MHZ, fraction), None
+        design = finn_estimates.estimate(
+            flow.folded, budget, cfg.CLOCK_MHZ, fraction, fifo_method=cfg.FIFO_SIZING
+        )
+        return design, None
     best, frontier = finn_estimates.fit_to_part(
         flow.child,
         budget,
@@ -58,10 +61,17 @@ def choose_design(cfg, flow):
         fraction,
         fit=cfg.FIT_TO_PART,
         mvau_wwidth_max=cfg.MVAU_WWIDTH_MAX,
+        fifo_method=cfg.FIFO_SIZING,
     )
     if best is None:  # nothing fits (or FIT_TO_PART is off and the target does not fit)
         best = finn_estimates.best_design(
-            flow.child, budget, cfg.TARGET_FPS, cfg.CLOCK_MHZ, fraction, cfg.MVAU_WWIDTH_MAX
+            flow.child,
+            budget,
+            cfg.TARGET_FPS,
+            cfg.CLOCK_MHZ,
+            fraction,
+            cfg.MVAU_WWIDTH_MAX,
+            cfg.FIFO_SIZING,
         )
     return best, frontier
 
@@ -70,7 +80,12 @@ def save_design(cfg, paths, flow, design, frontier):
     """Estimates report, folding JSON, the folded child and the parent with it; handoff.json."""
     budget = finn_estimates.budget_from_config(cfg)
     report = finn_estimates.save_report(
-        design, paths.estimates, budget, cfg.RESOURCE_BUDGET_FRACTION, frontier
+        design,
+        paths.estimates,
+        budget,
+        cfg.RESOURCE_BUDGET_FRACTION,
+        frontier,
+        cfg.FIFO_SIZING,
     )
     folded_path = paths.design_folded.resolve()
     parent_path = paths.design_parent
