@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 import config
-from modules.dataflow.compile import CompileSettings, compile_model
+from modules.hardware.compile import CompileSettings, compile_model
 from modules.quantization.export import export_qonnx_model
 from modules.synthesis import design as synth
 

@@ -24,9 +24,9 @@ from torch import nn
 
 from modules import cli
 from modules.commands import emulate as emulate_command
-from modules.dataflow.compile import ACCELERATOR_FILE, load_design
 from modules.dataflow.stage_check import despecialize, with_child
 from modules.hardware import resources
+from modules.hardware.compile import ACCELERATOR_FILE, load_design
 from modules.quantization.equivalence import onnx_stage
 
 

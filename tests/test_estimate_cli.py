@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from modules import cli
-from modules.dataflow.compile import TOTALS
+from modules.hardware.compile import TOTALS
 
 DOMAIN = "finn.custom_op.fpgadataflow"
 MVAU_ATTRS = {

@@ -6,7 +6,7 @@ import pytest
 from finn_designs import PART
 from qonnx.custom_op.registry import getCustomOp
 
-from modules.hardware import fifo_sizing, resources
+from modules.hardware import dsp_packing, fifo_sizing, resources
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,7 @@ from modules.hardware import fifo_sizing, resources
     ],
 )
 def test_mvu_lanes_fill_the_dsp_a_port(weight_bits, act_bits, narrow, a_width, lanes):
-    assert resources.mvu_lanes(weight_bits, act_bits, narrow, a_width) == lanes
+    assert dsp_packing.mvu_lanes(weight_bits, act_bits, narrow, a_width) == lanes
     # whatever the count: the packed lanes fit the port and one more would not
     used = (not narrow) + weight_bits + (lanes - 1) * (weight_bits + act_bits - 1)
     assert used <= a_width or lanes == 1
@@ -38,12 +38,12 @@ def test_mvu_lanes_fill_the_dsp_a_port(weight_bits, act_bits, narrow, a_width, l
     ],
 )
 def test_mvu_dsp_slices_are_pipes_times_simd(pe, simd, lanes, slices):
-    assert resources.mvu_dsp_slices(pe, simd, lanes) == slices
+    assert dsp_packing.mvu_dsp_slices(pe, simd, lanes) == slices
 
 
 def test_dsp48e1_port_width_from_the_part():
-    assert resources.dsp_a_width("xc7z020clg400-1") == 25
-    assert resources.dsp_a_width("xczu3eg-sbva484-1-e") == 27
+    assert dsp_packing.dsp_a_width("xc7z020clg400-1") == 25
+    assert dsp_packing.dsp_a_width("xczu3eg-sbva484-1-e") == 27
 
 
 def test_block_table_covers_the_stitched_design(mobilenet_flow):

@@ -7,7 +7,7 @@ import json
 
 import config
 from modules.commands._shared import add_profile_arguments, parse_overrides, print_json
-from modules.dataflow.compile import TOTALS, CompileSettings, compile_model
+from modules.hardware.compile import TOTALS, CompileSettings, compile_model
 from modules.hardware.design_estimate import holdout_text
 
 NAME = "compile"

@@ -9,7 +9,7 @@ import numpy as np
 
 from modules.board.array_files import load_npy
 from modules.commands._shared import print_json
-from modules.dataflow.compile import load_design
+from modules.hardware.compile import load_design
 from modules.hardware.emulator import Emulator, InputRangeError, require_exact_input_shape
 
 NAME = "emulate"

@@ -7,9 +7,9 @@ cannot be read or has no hardware layers."""
 
 import config
 from modules.commands._shared import print_json
-from modules.dataflow.compile import TOTALS
 from modules.hardware import resources
 from modules.hardware.block_models import MissingAttribute
+from modules.hardware.compile import TOTALS
 from modules.hardware.design_estimate import NotAHardwareGraph, estimate_file, holdout_text
 
 NAME = "estimate"

@@ -7,7 +7,7 @@ StreamingFCLayer_Batch, Thresholding_Batch, ...). Each block type has one rule:
 - DSP and BRAM are counted, not fitted: HLS MVAU/VVAU DSPs follow resType (FINN up to v0.9
   defaults to "lut", later releases to "auto", where Vivado HLS maps a multi-bit activation
   product to one DSP48 per PE x SIMD and XNOR/bipolar-activation products to LUTs); RTL
-  MVAUs instantiate the DSP slices of mvu.sv's lane packing (`resources.mvu_dsp_slices`);
+  MVAUs instantiate the DSP slices of mvu.sv's lane packing (`dsp_packing.mvu_dsp_slices`);
   weight, threshold, window and FIFO memories take Vivado's best aspect-ratio tiling of
   BRAM primitives (`bram_tiles`) unless they are small enough for LUTRAM;
 - LUTRAM (streamed weights, window buffers in distributed RAM) is counted: 64 bits per
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qonnx.core.datatype import DataType
+
+from modules.hardware import dsp_packing
 
 COEFFICIENTS_FILE = Path(__file__).parent / "calibration_data" / "block_models.json"
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
@@ -216,16 +218,14 @@ def _xnor(block):
 def mvau_dsp(block, part):
     pe, simd = block.attr("PE"), block.attr("SIMD")
     if block.impl == "rtl":
-        from modules.hardware import resources
-
-        a_width = resources.dsp_a_width(part) or 27
-        lanes = resources.mvu_lanes(
+        a_width = dsp_packing.dsp_a_width(part) or 27
+        lanes = dsp_packing.mvu_lanes(
             block.bits("weightDataType"),
             block.bits("inputDataType"),
             block.attrs.get("narrow_weights", True),
             a_width,
         )
-        return float(resources.mvu_dsp_slices(pe, simd, lanes)), "DSP: mvu.sv lane packing"
+        return float(dsp_packing.mvu_dsp_slices(pe, simd, lanes)), "DSP: mvu.sv lane packing"
     res_type = _mvau_res_type(block)
     multi_bit = block.bits("inputDataType") > 1 and not _xnor(block)
     if res_type == "dsp" and not _xnor(block) or res_type == "auto" and multi_bit:

@@ -30,6 +30,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow.setup import ensure_finn
 from modules.hardware import block_fit, block_models, fifo_sizing
+from modules.hardware.dsp_packing import dsp_a_width, mvu_dsp_slices, mvu_lanes
 
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
 
@@ -96,30 +97,9 @@ def block_type(op_type):
 # ------------------------------------------------------------------ DSP packing
 
 
-def dsp_a_width(part):
-    """Width of the DSP's A/pre-adder datapath, as mvu.sv sets it (25 on DSP48E1)."""
-    from finn.util.basic import get_dsp_block
-
-    return {"DSP48E1": 25, "DSP48E2": 27}.get(get_dsp_block(part))
-
-
-def mvu_lanes(weight_bits, act_bits, narrow_weights, a_width):
-    """PEs packed into one DSP by finn-rtllib/mvu/mvu.sv (NUM_LANES)."""
-    if a_width == weight_bits:
-        return 1
-    lane = weight_bits + act_bits - 1
-    return max(1, 1 + (a_width - (not narrow_weights) - weight_bits) // lane)
-
-
 def _narrow_weights(model, node, instance):
     weights = model.get_initializer(node.input[1])
     return weights is not None and weights.min() > instance.get_input_datatype(1).min()
-
-
-def mvu_dsp_slices(pe, simd, lanes):
-    """DSP slices finn-rtllib/mvu/mvu.sv instantiates: PIPE_COUNT = 1 + (PE-1)/NUM_LANES
-    pipes (genPipes), each with one DSP primitive per SIMD element (genSIMD)."""
-    return (1 + (pe - 1) // lanes) * simd
 
 
 def rtl_mvau_dsp(model, node, part):
