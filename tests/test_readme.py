@@ -74,6 +74,7 @@ def as_arguments(line):
     """`firesmoke x [--json] --stage fp32|qat --jobs N ...` -> the arguments argparse would get:
     optional groups taken, the first of alternatives, a one-letter number placeholder as 1,
     repetition marks dropped."""
+    line = re.sub(r"\[([^\[\]|]*)\|[^\[\]]*\]", r"[\1]", line)  # [A | B] -> A
     line = line.replace("[", " ").replace("]", " ")
     words = [w.split("|")[0] for w in shlex.split(line)[1:] if w != "..."]
     return ["1" if re.fullmatch(r"[A-Z]", w) else w for w in words]
