@@ -37,6 +37,16 @@ def tiny_cfg_without_augmentation(tiny_dirs, **overrides):
         config.apply()
 
 
+def fit_one_batch(model, loss_fn, optimizer, inputs, targets, steps):
+    """`steps` optimizer steps on the same batch (the model in training mode)."""
+    model.train()
+    for _ in range(steps):
+        loss, _ = loss_fn(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
 @pytest.mark.slow
 def test_classifier_overfits_sixteen_images(tiny_dirs):
     cfg = tiny_cfg_without_augmentation(tiny_dirs)
@@ -47,12 +57,7 @@ def test_classifier_overfits_sixteen_images(tiny_dirs):
     loss_fn = BCELoss(cfg.CLASSES, cfg.SMOKE_PRECISION_WEIGHT)
     optimizer = torch.optim.Adam(model.parameters(), 3e-3)
     x, y = torch.from_numpy(images), torch.from_numpy(targets)
-    model.train()
-    for _ in range(CLASSIFY_STEPS):
-        loss, _ = loss_fn(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit_one_batch(model, loss_fn, optimizer, x, y, CLASSIFY_STEPS)
     with torch.no_grad():
         logits = model.eval()(x).numpy()
     decisions = decide(logits, cfg.DECISION_THRESHOLD)
@@ -73,12 +78,7 @@ def test_detector_overfits_sixteen_images(tiny_dirs):
     anchors = model_anchors(model)
     loss_fn = detection_loss(cfg, anchors)
     optimizer = detector_optimizer(model, "adam", 3e-3, 0.937, 0.0)
-    model.train()
-    for _ in range(DETECT_STEPS):
-        loss, _ = loss_fn(model(images), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit_one_batch(model, loss_fn, optimizer, images, targets, DETECT_STEPS)
 
     loader = make_loader(subset, IMAGES, 0, collate_fn=collate_boxes)
     result = evaluate_detector(model, loader, loss_fn, eval_settings(cfg, anchors), cfg.CLASSES)
