@@ -13,7 +13,7 @@ import re
 
 from qonnx.custom_op.registry import getCustomOp
 
-from modules.hardware.block_models import UnknownBlock, block_kind
+from modules.dataflow.op_kinds import UnknownBlock, block_kind
 
 INSERTED_KINDS = ("FIFO", "DWC", "IODMA")  # inserted by the builder after folding
 MEM_MODES = {"const": "internal_embedded", "decoupled": "internal_decoupled"}

@@ -26,39 +26,12 @@ from pathlib import Path
 
 from qonnx.core.datatype import DataType
 
+from modules.dataflow.op_kinds import UnknownBlock, block_kind  # noqa: F401 (UnknownBlock re-exported)
 from modules.hardware import dsp_packing
 
 COEFFICIENTS_FILE = Path(__file__).parent / "calibration_data" / "block_models.json"
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
 
-# op type without its _hls/_rtl/_Batch suffix -> block kind
-KINDS = {
-    "MatrixVectorActivation": "MVAU",
-    "StreamingFCLayer": "MVAU",
-    "MVAU": "MVAU",
-    "VectorVectorActivation": "VVAU",
-    "VVAU": "VVAU",
-    "Thresholding": "Thresholding",
-    "ConvolutionInputGenerator": "SWG",
-    "ConvolutionInputGenerator1D": "SWG",
-    "StreamingMaxPool": "MaxPool",
-    "Pool": "Pool",
-    "StreamingDataWidthConverter": "DWC",
-    "StreamingFIFO": "FIFO",
-    "FMPadding": "Padding",
-    "FMPadding_Pixel": "Padding",
-    "LabelSelect": "LabelSelect",
-    "AddStreams": "AddStreams",
-    "ElementwiseAdd": "AddStreams",
-    "DuplicateStreams": "DuplicateStreams",
-    "GlobalAccPool": "GlobalAccPool",
-    "StreamingConcat": "Concat",
-    "UpsampleNearestNeighbour": "Upsample",
-    "ChannelwiseOp": "ChannelwiseOp",
-    "DownSampler": "DownSampler",
-    "IODMA": "IODMA",
-    "TLastMarker": "TLastMarker",
-}
 LEGACY_OPS = ("MatrixVectorActivation", "StreamingFCLayer_Batch", "VectorVectorActivation")
 # ram_style "auto": Vivado keeps small memories in LUTRAM. Published 7-series builds: 2b x 64
 # (128 bits) in LUTRAM, 8b x 80 (640 bits) and 64b x 64 in BRAM
@@ -80,10 +53,6 @@ BRAM_SHAPES = (
     (1024, 36, 1.0),
     (512, 72, 1.0),
 )
-
-
-class UnknownBlock(ValueError):
-    """An op type no rule covers."""
 
 
 class MissingAttribute(ValueError):
@@ -130,14 +99,6 @@ class Cost:
     DSP: float
     rule: str
     features: dict = field(default_factory=dict)
-
-
-def block_kind(op_type):
-    base = re.sub(r"(_hls|_rtl)$", "", op_type)
-    base = re.sub(r"_Batch$", "", base)
-    if base in KINDS:
-        return KINDS[base]
-    raise UnknownBlock(op_type)
 
 
 def datatype_bits(name):
