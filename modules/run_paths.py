@@ -125,6 +125,11 @@ class RunPaths:
         return self.finn / "folding_config.json"
 
     @property
+    def fifo_config(self):
+        """The estimate's FIFO depths, which the bitstream build applies (04)."""
+        return self.finn / "fifo_config.json"
+
+    @property
     def design_folded(self):
         return self.finn / "10_design_folded.onnx"
 

@@ -21,7 +21,11 @@ def write_build_folder(cfg, paths):
     handoff = load_handoff(paths)
     settings = build.build_settings(cfg)
     return build.write_build_folder(
-        settings, handoff["folded_child"], handoff["folding_config"], paths.build
+        settings,
+        handoff["folded_child"],
+        handoff["folding_config"],
+        paths.build,
+        handoff.get("fifo_config"),  # absent in hand-overs written before it existed
     )
 
 

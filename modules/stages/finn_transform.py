@@ -17,6 +17,7 @@ from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check
 from modules.hardware import estimates as finn_estimates
 from modules.hardware.emulator import Emulator
+from modules.hardware.fifo_config import save_fifo_config
 from modules.training.checkpoints import load_weights
 
 
@@ -91,10 +92,12 @@ def save_design(cfg, paths, flow, design, frontier):
     parent_path = paths.design_parent
     stage_check.with_child(flow.parent, design.folded, folded_path).save(str(parent_path))
     folding_path = finn_flow.save_folding_config(design.folded, paths.folding_config)
+    fifo_path = save_fifo_config(design.folded, budget.part, cfg.FIFO_SIZING, paths.fifo_config)
     handoff = {
         "folded_child": str(folded_path),
         "parent": str(parent_path),
         "folding_config": str(folding_path),
+        "fifo_config": str(fifo_path),
         "estimates": str(report["summary_json"]),
         "fps": design.performance["fps"],  # accelerator only: see performance["excludes"]
         "fits": design.fits,

@@ -26,6 +26,7 @@ BUILD_CONFIG_JSON = "build_config.json"
 BUILD_CONFIG_YAML = "build_config.yaml"
 BUILD_SCRIPT = "run_build.sh"
 FOLDING_JSON = "folding_config.json"
+FIFO_JSON = "fifo_config.json"
 OUTPUT_DIR = "output"  # FINN's output_dir inside the build folder
 
 
@@ -149,11 +150,13 @@ def fpga_part(cfg):
     return part
 
 
-def build_config(settings, model_path, folding_path, out_dir):
+def build_config(settings, model_path, folding_path, out_dir, fifo_config=None):
     """DataflowBuildConfig fields (plain JSON values) for the build of the stage-03 model.
 
     Paths are written as given, so relative ones stay relative to the config file (FINN's
     `construct_from` resolves them against it). Validated by constructing the FINN object.
+    With `fifo_config` (stage 03's FIFO depths) the builder applies those depths instead of
+    sizing the FIFOs again by simulation, so the bitstream has the FIFOs 03 estimated.
     """
     from finn.builder.build_dataflow_config import DataflowBuildConfig
 
@@ -173,6 +176,8 @@ def build_config(settings, model_path, folding_path, out_dir):
         "save_intermediate_models": True,
         "console_log_level": "WARNING",
     }
+    if fifo_config is not None:
+        fields |= {"auto_fifo_depths": False, "fifo_config_file": str(fifo_config)}
     DataflowBuildConfig.from_dict(fields)  # raises on unknown keys or values
     return fields
 
@@ -246,8 +251,9 @@ fi
 """
 
 
-def write_build_folder(settings, model_path, folding_path, root):
-    """Model copy (+ .onnx.data), folding JSON, build config JSON + YAML and run_build.sh."""
+def write_build_folder(settings, model_path, folding_path, root, fifo_config_path=None):
+    """Model copy (+ .onnx.data), folding JSON, FIFO depths (if given), build config JSON +
+    YAML and run_build.sh."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     model = copy_model(model_path, root)
@@ -256,7 +262,13 @@ def write_build_folder(settings, model_path, folding_path, root):
         raise FileNotFoundError(f"{folding_path}: folding JSON from stage 03 not found")
     folding = root / FOLDING_JSON
     shutil.copy2(folding_path, folding)
-    fields = build_config(settings, model, FOLDING_JSON, OUTPUT_DIR)
+    fifo_config = None
+    if fifo_config_path is not None:
+        if not Path(fifo_config_path).is_file():
+            raise FileNotFoundError(f"{fifo_config_path}: FIFO depths from stage 03 not found")
+        shutil.copy2(fifo_config_path, root / FIFO_JSON)
+        fifo_config = FIFO_JSON
+    fields = build_config(settings, model, FOLDING_JSON, OUTPUT_DIR, fifo_config)
     config_json = root / BUILD_CONFIG_JSON
     config_json.write_text(json.dumps(fields, indent=2))
     config_yaml = root / BUILD_CONFIG_YAML
