@@ -25,7 +25,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.registry import getCustomOp
 
-from modules.hardware.emulator import Emulator
+from modules.hardware.emulator import Emulator, check_input_range, require_exact_input_shape
 from modules.synthesis import hdl, patches
 
 CHAIN = ("ConvolutionInputGenerator_rtl", "MVAU_rtl", "Thresholding_rtl")
@@ -41,6 +41,7 @@ BUILD_ARGS = (
     "-Wno-PINMISSING",
 )
 TOOLS = ("verilator", "cocotb")
+CYCLES_TOLERANCE = 0.05  # simulated cycles per frame within 5 % of the estimate (issue 21)
 
 
 class SimulationError(RuntimeError):
@@ -64,6 +65,10 @@ class ChainResult:
         return bool(np.array_equal(self.outputs, self.expected))
 
     @property
+    def within_tolerance(self):
+        return abs(self.cycles_vs_estimate - 1) <= CYCLES_TOLERANCE
+
+    @property
     def cycles_vs_estimate(self):
         """Simulated cycles per frame over the estimate (1.0: equal)."""
         return self.cycles_per_frame / self.estimate["bottleneck_cycles"]
@@ -78,6 +83,7 @@ class ChainResult:
             "estimated_cycles_per_frame": self.estimate["bottleneck_cycles"],
             "bottleneck_layer": self.estimate["bottleneck_layer"],
             "cycles_vs_estimate": self.cycles_vs_estimate,
+            "within_tolerance": self.within_tolerance,
             "frame_end_cycles": self.frame_ends,
             "build_dir": self.build_dir,
             "built": self.built,
@@ -178,10 +184,13 @@ def chain_inputs(stitched, chain, images):
     """The values that reach the chain's first layer when `images` (a batch of the design's
     inputs) run through the layers before it (emulated)."""
     model = _without_passthroughs(stitched)
+    images = np.asarray(images, np.float32)
+    require_exact_input_shape(model, images)  # same size, other layout: refused, not reshaped
+    check_input_range(model, images)
     first = model.get_node_from_name(chain[0].name).input[0]
     graph_input = model.graph.input[0].name
     if first == graph_input:
-        return np.asarray(images, np.float32)
+        return images
     prefix = _submodel(model, _ancestors(model, first), graph_input, first)
     return Emulator(prefix)(images)
 
@@ -370,7 +379,9 @@ def _run(folder, words, output_words, max_cycles):
     env = {
         "FIRESMOKE_SIM_SPEC": str(spec),
         "FIRESMOKE_SIM_RESULT": str(result),
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]
+        ),
     }
     log = folder / "sim.log"
     try:
@@ -404,7 +415,10 @@ def simulate_chain(stitched, chain, images, part, clock_mhz, cache_dir):
     per_frame = input_words(chain, values)
     out_words = int(np.prod(getCustomOp(chain[-1]).get_folded_output_shape(0)[:-1]))
     performance = estimates.performance(model, estimates.layer_table(model, part), clock_mhz)
-    limit = 4 * len(images) * performance["bottleneck_cycles"] + 10 * performance["critical_path_cycles"]
+    limit = (
+        4 * len(images) * performance["bottleneck_cycles"]
+        + 10 * performance["critical_path_cycles"]
+    )
     result = _run(folder, [w for frame in per_frame for w in frame], out_words * len(images), limit)
     taken = len(result["outputs"])
     if taken < out_words * len(images):
@@ -438,3 +452,17 @@ def random_inputs(model, frames, seed=0):
     shape = model.get_tensor_shape(name)[1:]
     rng = np.random.default_rng(seed)
     return rng.integers(dtype.min(), dtype.max() + 1, (frames, *shape)).astype(np.float32)
+
+
+def simulate_design(design, cache_dir, frames=3, images=None, start=None, pattern=CHAIN):
+    """Simulate the first chain of `pattern` (or the one starting at layer `start`) of a
+    compiled design (`design.load_design`) on `images`, or random inputs when None."""
+    from modules.hardware import resources
+
+    stitched = resources.stitched_design(design.folded, design.part)
+    chain = find_chain(stitched, pattern, start)
+    if images is None:
+        images = random_inputs(stitched, frames)
+    return simulate_chain(
+        stitched, chain, images[:frames], design.part, design.clock_mhz, cache_dir
+    )
