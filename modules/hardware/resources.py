@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow.setup import ensure_finn
@@ -123,23 +124,23 @@ def rtl_mvau_dsp(model, node, part):
 # (lutrams_xc5v.txt: cost 8 per 256 bit-entries, i.e. 1 per 32) and block RAM
 # (brams_xc4v.txt: RAMB18 512x36 ... 16Kx1 at cost 129, RAMB36 512x72 ... 32Kx1 at 257).
 # FINN's estimate puts every `auto` weight memory in BRAM and the calibration adds BRAM per
-# threshold bit; Yosys keeps shallow weight memories in LUTRAM and constant thresholds
-# (no run-time access) in logic but for the deep stages. On the demo designs this gives
-# Yosys' DSP count exactly and its BRAM36 to 25.0 vs 23.0 (classifier) and 82.0 vs 81.5
-# (detector): four value-dependent threshold ROMs and one weight memory Yosys splits
-# into two geometries (benchmarks/synth_demo_designs.py).
+# threshold bit; Yosys keeps shallow weight memories in LUTRAM. Constant thresholds (no
+# run-time access) are ROMs: opt_mem first removes their constant bit lanes (all-0 or all-1
+# over the stored values), LUTRAM is not offered for ROMs (prune_rom), and synth_xilinx
+# prices a ROM in logic at 1/64 per bit (-logic-cost-rom 0.015625), so a stage goes to BRAM
+# only when a block costs less than depth x (non-constant bits) / 64 (memory_libmap's
+# debug output on the demo designs: a 1024 x 9-bit stage of 9 varying bits costs 144 in
+# logic and 131 as a RAMB18; with one constant lane, 128 in logic, and it stays in logic).
 
 RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 RAMB36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2))
 LUTRAM_COST_PER_BIT_32 = 1  # one cost unit per bit column per 32 entries
 RAMB18_COST, RAMB36_COST = 129, 257
+ROM_LOGIC_COST_PER_BIT = 1 / 64  # synth_xilinx's -logic-cost-rom for xc6v/xc7
+BRAM_READ_EMULATION_COST = 2  # the threshold read port's emulated logic (score 1 x factor 2)
 
 
 MUX_COST_PER_BIT = 1  # each further block in depth adds an output mux input per bit
-# a constant threshold stage of this many bits or more: Yosys maps the ROM to BRAM (demo
-# designs: 832 x 11 bits and up did; 1024 x 9 did for 3 of 7 equal-shaped layers, 448 x 11
-# never: the constant bits Yosys removes first make the choice value-dependent there)
-THRESHOLD_ROM_BRAM_BITS = 8192
 
 
 def _bram_option(depth, width, shapes, cost):
@@ -165,9 +166,9 @@ def memory_bram36(depth, width, ram_style="auto"):
     return 0.0
 
 
-def rtl_layer_bram36(node):
-    """BRAM36 of an RTL layer whose memory the RTL (not FINN's estimate) decides, or None:
-    the weight streamer of an internal_decoupled MVAU/VVAU, and constant thresholds."""
+def rtl_layer_bram36(model, node):
+    """BRAM36 of an RTL layer of `model` whose memory the RTL (not FINN's estimate) decides,
+    or None: the weight streamer of an internal_decoupled MVAU/VVAU, and constant thresholds."""
     instance = getCustomOp(node)
     if node.op_type in ("MVAU_rtl", "VVAU_rtl"):
         if instance.get_nodeattr("mem_mode") != "internal_decoupled":
@@ -176,22 +177,60 @@ def rtl_layer_bram36(node):
         width *= instance.get_input_datatype(1).bitwidth()
         return memory_bram36(instance.calc_wmem(), width, instance.get_nodeattr("ram_style"))
     if node.op_type == "Thresholding_rtl" and not _thresholds_in_bram(instance):
-        return threshold_rom_bram36(instance)
+        return threshold_rom_bram36(model, node)
     return None
 
 
-def threshold_rom_bram36(instance):
-    """BRAM36 of constant thresholds (thresholding.sv: per PE, stage s of M = clog2(N+1)
-    holds C/PE * 2^s thresholds): the stages of THRESHOLD_ROM_BRAM_BITS or more."""
-    pe, channels = instance.get_nodeattr("PE"), instance.get_nodeattr("NumChannels")
-    steps = instance.get_nodeattr("numSteps")
-    width = instance.get_input_datatype(1).bitwidth()  # thresholding.sv's WT
-    total = 0.0
-    for stage in range(math.ceil(math.log2(steps + 1))):
-        depth = channels // pe * 2**stage
-        if depth * width >= THRESHOLD_ROM_BRAM_BITS:
-            total += pe * memory_bram36(depth, width, "block")
-    return total
+def threshold_stage_roms(model, node):
+    """The threshold ROMs of a Thresholding_rtl as thresholding.sv holds them: per stage s of
+    the binary search and per PE, the C/PE x 2^s thresholds that stage compares against
+    (integers in the threshold datatype's two's complement), in the order finn-plus writes
+    `<node>_threshs_<pe>_<s>.dat` (`make_weight_file`, "internal_embedded")."""
+    instance = getCustomOp(node)
+    thresholds = np.asarray(model.get_initializer(node.input[1]), dtype=np.int64)
+    pe = instance.get_nodeattr("PE")
+    stages = instance.get_output_datatype(0).bitwidth()
+    steps = 2**stages - 1
+    thresholds = np.pad(thresholds, ((0, 0), (0, steps - thresholds.shape[1])))
+    if thresholds.shape[0] == 1:  # one set of thresholds for all channels
+        thresholds = np.broadcast_to(thresholds, (pe, steps))
+    width = instance.get_input_datatype(1).bitwidth()
+    words = thresholds & ((1 << width) - 1)
+    by_pe = words.reshape(-1, pe, steps)  # (channel fold, PE, thresholds)
+    for stage in range(stages):
+        picked = by_pe[:, :, (1 << (stages - stage - 1)) - 1 :: 1 << (stages - stage)]
+        for lane in range(pe):
+            yield stage, lane, picked[:, lane, :].reshape(-1)
+
+
+def varying_bits(values, width):
+    """Bit lanes of `width`-bit words that are not the same in every word (opt_mem removes
+    the others before the memory is mapped)."""
+    bits = (np.asarray(values)[:, None] >> np.arange(width)) & 1
+    return int(np.sum(bits.min(axis=0) != bits.max(axis=0)))
+
+
+def rom_bram36(depth, width):
+    """BRAM36 of a depth x width ROM as memory_libmap maps it on the 7-series: block RAM
+    when its cost is below the ROM's logic cost, else logic (0)."""
+    if not depth or not width:
+        return 0.0
+    half_cost, half = _bram_option(depth, width, RAMB18_SHAPES, RAMB18_COST)
+    full_cost, full = _bram_option(depth, width, RAMB36_SHAPES, RAMB36_COST)
+    bram_cost, bram36 = min((half_cost, half / 2), (full_cost, float(full)))
+    if bram_cost + BRAM_READ_EMULATION_COST < depth * width * ROM_LOGIC_COST_PER_BIT:
+        return bram36
+    return 0.0
+
+
+def threshold_rom_bram36(model, node):
+    """BRAM36 of the constant thresholds of a Thresholding_rtl (every stage ROM of every PE,
+    its constant bit lanes removed)."""
+    width = getCustomOp(node).get_input_datatype(1).bitwidth()  # thresholding.sv's WT
+    return sum(
+        rom_bram36(len(values), varying_bits(values, width))
+        for _, _, values in threshold_stage_roms(model, node)
+    )
 
 
 def _thresholds_in_bram(instance):
@@ -308,7 +347,7 @@ def _rtl_memories_as_yosys_maps_them(table, stitched):
     """BRAM36 of the finn-rtllib layers whose memory the RTL decides (weight streamers,
     constant thresholds) as Yosys maps it on the 7-series (`firesmoke synth` checks it)."""
     for node in stitched.graph.node:
-        bram = rtl_layer_bram36(node) if node.name in table.index else None
+        bram = rtl_layer_bram36(stitched, node) if node.name in table.index else None
         if bram is not None:
             table.loc[node.name, "BRAM36"] = bram
             table.loc[node.name, "source"] += "; BRAM as Yosys maps the RTL's memory"
