@@ -120,50 +120,110 @@ def rtl_mvau_dsp(model, node, part):
 
 # ------------------------------------------------------------------ memories of RTL layers
 # Where the finn-rtllib layers put their memories, as Yosys' memory mapping decides it on the
-# 7-series (`firesmoke synth`, modules/synthesis): memory_libmap takes the cheapest of LUTRAM
-# (lutrams_xc5v.txt: cost 8 per 256 bit-entries, i.e. 1 per 32) and block RAM
-# (brams_xc4v.txt: RAMB18 512x36 ... 16Kx1 at cost 129, RAMB36 512x72 ... 32Kx1 at 257).
-# FINN's estimate puts every `auto` weight memory in BRAM and the calibration adds BRAM per
-# threshold bit; Yosys keeps shallow weight memories in LUTRAM. Constant thresholds (no
-# run-time access) are ROMs: opt_mem first removes their constant bit lanes (all-0 or all-1
-# over the stored values), LUTRAM is not offered for ROMs (prune_rom), and synth_xilinx
-# prices a ROM in logic at 1/64 per bit (-logic-cost-rom 0.015625), so a stage goes to BRAM
-# only when a block costs less than depth x (non-constant bits) / 64 (memory_libmap's
-# debug output on the demo designs: a 1024 x 9-bit stage of 9 varying bits costs 144 in
-# logic and 131 as a RAMB18; with one constant lane, 128 in logic, and it stays in logic).
+# 7-series (`firesmoke synth`, modules/synthesis): synth_xilinx's memory_libmap prices every
+# candidate geometry of the cell libraries it passes for xc7 (brams_xc4v.txt with
+# HAS_SIZE_36 / HAS_CASCADE / HAS_MIXWIDTH_SDP, lutrams_xc5v.txt) and takes the cheapest,
+# logic included. Its geometry search (handle_geom) for a memory with one read and one write
+# port: at each base width of a cell, the word is padded to the byte (9 bits for block RAM,
+# 1 for a ROM), ceil(depth / cell depth) address banks are laid side by side and cut into
+# cells of that width; cost = cell cost x cells + 1/2 per extra bank per output bit (read
+# mux) + 1/2 per bank (write demux). A ROM (constant thresholds) has no LUTRAM (prune_rom),
+# its constant bit lanes are removed first (opt_mem), and logic costs 1/64 per bit
+# (-logic-cost-rom 0.015625); a RAM in logic costs 1 per bit. Cells holding only bits no
+# consumer reads (the stream padding of a weight memory) are removed afterwards. FINN's
+# estimate puts every `auto` weight memory in BRAM and the calibration adds BRAM per
+# threshold bit; this reproduces Yosys' BRAM on the demo designs of both tasks
+# (benchmarks/synth_demo_designs.py).
 
-RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-RAMB36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2))
-LUTRAM_COST_PER_BIT_32 = 1  # one cost unit per bit column per 32 entries
-RAMB18_COST, RAMB36_COST = 129, 257
+
+@dataclass(frozen=True)
+class RamCell:
+    name: str
+    abits: int  # address bits at width 1
+    widths: tuple  # the data widths of its base-width steps
+    cost: float
+    widthscale: float  # LUTRAM: cost that scales with the bits used (memlib's widthscale)
+    bram36: float  # BRAM36 per cell (0: LUTRAM)
+
+
+BLOCK_RAMS = (
+    RamCell("TDP HALF", 14, (1, 2, 4, 9, 18), 129, 0, 0.5),
+    RamCell("TDP FULL", 15, (1, 2, 4, 9, 18, 36), 257, 0, 1.0),
+    RamCell("TDP CASCADE", 16, (1, 2, 4, 9), 513, 0, 2.0),
+    RamCell("SDP HALF", 14, (1, 2, 4, 9, 18, 36), 129, 0, 0.5),
+    RamCell("SDP FULL", 15, (1, 2, 4, 9, 18, 36, 72), 257, 0, 1.0),
+)
+LUTRAMS = tuple(
+    RamCell(f"{name} ABITS {abits}", abits, (width,), cost, scale, 0.0)
+    for name, cost, scale, shapes in (
+        ("LUTRAM SP", 8, 8, ((5, 8), (6, 4), (7, 2), (8, 1))),
+        ("LUTRAM DP", 8, 8, ((5, 4), (6, 2), (7, 1))),
+        ("LUTRAM QP", 7, 7, ((5, 2), (6, 1))),
+        ("LUTRAM SDP", 8, 7, ((5, 6), (6, 3))),
+    )
+    for abits, width in shapes
+)
+BRAM_BYTE = 9  # block RAM write-enable granularity (memlib `byte`)
+FACTOR_MUX = FACTOR_DEMUX = 0.5
 ROM_LOGIC_COST_PER_BIT = 1 / 64  # synth_xilinx's -logic-cost-rom for xc6v/xc7
-BRAM_READ_EMULATION_COST = 2  # the threshold read port's emulated logic (score 1 x factor 2)
+RAM_LOGIC_COST_PER_BIT = 1.0
 
 
-MUX_COST_PER_BIT = 1  # each further block in depth adds an output mux input per bit
+@dataclass(frozen=True)
+class Mapping:
+    cell: RamCell
+    unit: int  # cell data width used
+    banks: int  # address banks laid side by side
+    word: int  # padded word width
+    cost: float
 
 
-def _bram_option(depth, width, shapes, cost):
-    """(cost, blocks) of the cheapest single geometry, output muxes included."""
-    options = []
-    for d, w in shapes:
-        deep, wide = math.ceil(depth / d), math.ceil(width / w)
-        options.append((deep * wide * cost + (deep - 1) * width * MUX_COST_PER_BIT, deep * wide))
-    return min(options)
+def _geometries(cell, depth, width, rom):
+    """Every base width of `cell` for a depth x width memory, priced as memory_libmap does."""
+    for step, unit in enumerate(cell.widths):
+        byte = 1 if rom else min(BRAM_BYTE, unit) if cell.bram36 else unit
+        word = math.ceil(width / byte) * byte
+        banks = math.ceil(depth / 2 ** (cell.abits - step))
+        cells = math.ceil(banks * word / unit)
+        cost = (cell.cost - cell.widthscale) * cells
+        cost += cell.widthscale * banks * width / unit
+        cost += FACTOR_MUX * (banks - 1) * width
+        cost += 0 if rom or banks == 1 else FACTOR_DEMUX * banks
+        yield Mapping(cell, unit, banks, word, cost)
 
 
-def memory_bram36(depth, width, ram_style="auto"):
-    """BRAM36 (RAMB18 counting one half) of a depth x width memory with one read/write port
-    as Yosys maps it for the 7-series; 0 when it goes to LUTRAM."""
-    if not depth or not width or ram_style in ("distributed", "ultra_distributed"):
+def memory_mapping(depth, width, rom=False, ram_style="auto"):
+    """memory_libmap's choice for a depth x width memory with one read port (and one write
+    port unless `rom`) on the 7-series: a Mapping, or None for logic."""
+    cells = ()
+    if ram_style != "distributed":
+        cells += BLOCK_RAMS
+    if ram_style != "block" and not rom:
+        cells += LUTRAMS
+    best = None
+    for cell in cells:
+        for mapping in _geometries(cell, depth, width, rom):
+            if best is None or mapping.cost < best.cost:
+                best = mapping
+    logic = depth * width * (ROM_LOGIC_COST_PER_BIT if rom else RAM_LOGIC_COST_PER_BIT)
+    if best is None or (ram_style == "auto" and logic <= best.cost):
+        return None
+    return best
+
+
+def memory_bram36(depth, width, ram_style="auto", rom=False, used_width=None):
+    """BRAM36 (RAMB18 counting one half) of a depth x width memory as Yosys maps it for the
+    7-series; 0 in LUTRAM or logic. `used_width`: the low bits any consumer reads (cells
+    holding only the others are removed)."""
+    if not depth or not width:
         return 0.0
-    half_cost, half = _bram_option(depth, width, RAMB18_SHAPES, RAMB18_COST)
-    full_cost, full = _bram_option(depth, width, RAMB36_SHAPES, RAMB36_COST)
-    bram_cost, bram36 = min((half_cost, half / 2), (full_cost, float(full)))
-    lutram_cost = LUTRAM_COST_PER_BIT_32 * width * math.ceil(depth / 32)
-    if ram_style == "block" or bram_cost < lutram_cost:
-        return bram36
-    return 0.0
+    mapping = memory_mapping(depth, width, rom, ram_style)
+    if mapping is None or not mapping.cell.bram36:
+        return 0.0
+    used = range(width if used_width is None else used_width)
+    cells = {(bit + mapping.word * bank) // mapping.unit for bank in range(mapping.banks)
+             for bit in used}  # fmt: skip
+    return mapping.cell.bram36 * len(cells)
 
 
 def rtl_layer_bram36(model, node):
@@ -173,9 +233,11 @@ def rtl_layer_bram36(model, node):
     if node.op_type in ("MVAU_rtl", "VVAU_rtl"):
         if instance.get_nodeattr("mem_mode") != "internal_decoupled":
             return 0.0  # weights streamed from outside the layer
-        width = instance.get_nodeattr("PE") * instance.get_nodeattr("SIMD")
-        width *= instance.get_input_datatype(1).bitwidth()
-        return memory_bram36(instance.calc_wmem(), width, instance.get_nodeattr("ram_style"))
+        used = instance.get_nodeattr("PE") * instance.get_nodeattr("SIMD")
+        used *= instance.get_input_datatype(1).bitwidth()
+        width = instance.get_instream_width_padded(1)  # memstream's WIDTH: the stream's
+        ram_style = instance.get_nodeattr("ram_style")
+        return memory_bram36(instance.calc_wmem(), width, ram_style, used_width=used)
     if node.op_type == "Thresholding_rtl" and not _thresholds_in_bram(instance):
         return threshold_rom_bram36(model, node)
     return None
@@ -210,25 +272,12 @@ def varying_bits(values, width):
     return int(np.sum(bits.min(axis=0) != bits.max(axis=0)))
 
 
-def rom_bram36(depth, width):
-    """BRAM36 of a depth x width ROM as memory_libmap maps it on the 7-series: block RAM
-    when its cost is below the ROM's logic cost, else logic (0)."""
-    if not depth or not width:
-        return 0.0
-    half_cost, half = _bram_option(depth, width, RAMB18_SHAPES, RAMB18_COST)
-    full_cost, full = _bram_option(depth, width, RAMB36_SHAPES, RAMB36_COST)
-    bram_cost, bram36 = min((half_cost, half / 2), (full_cost, float(full)))
-    if bram_cost + BRAM_READ_EMULATION_COST < depth * width * ROM_LOGIC_COST_PER_BIT:
-        return bram36
-    return 0.0
-
-
 def threshold_rom_bram36(model, node):
     """BRAM36 of the constant thresholds of a Thresholding_rtl (every stage ROM of every PE,
     its constant bit lanes removed)."""
     width = getCustomOp(node).get_input_datatype(1).bitwidth()  # thresholding.sv's WT
     return sum(
-        rom_bram36(len(values), varying_bits(values, width))
+        memory_bram36(len(values), varying_bits(values, width), rom=True)
         for _, _, values in threshold_stage_roms(model, node)
     )
 
