@@ -240,7 +240,46 @@ def rtl_layer_bram36(model, node):
         return memory_bram36(instance.calc_wmem(), width, ram_style, used_width=used)
     if node.op_type == "Thresholding_rtl" and not _thresholds_in_bram(instance):
         return threshold_rom_bram36(model, node)
+    if node.op_type == "StreamingFIFO_rtl":
+        style = instance.get_nodeattr("ram_style")
+        return fifo_bram36(instance.get_nodeattr("depth"), instance.get_instream_width_padded(0),
+                           "shift" if style == "srl" else style)  # fmt: skip
     return None
+
+
+FIFO_BRAM_MIN_ABITS = 9  # fifo.sv: the smallest block RAM primitive holds 512 words
+
+
+def fifo_storage(depth, width, ram_style="auto"):
+    """fifo.sv's own choice of storage for a DEPTH x DATA_WIDTH FIFO (RAM_STYLE_EFF; "ultra"
+    is block RAM on the 7-series, as the synthesis copies adjust it)."""
+    if depth <= 33:
+        return "shift"
+    if ram_style != "auto":
+        return "block" if ram_style == "ultra" else ram_style
+    if depth <= 64 and width < 12:
+        return "shift"
+    if depth <= 257 or width < 5:
+        return "distributed"
+    return "block"
+
+
+def fifo_bram36(depth, width, ram_style="auto"):
+    """BRAM36 of a fifo.sv FIFO on the 7-series: its block-RAM storage is a 2^lo-word memory
+    plus, when that saves a doubling, a 2^hi-word one (fifo.sv's memory space decomposition
+    of DEPTH-1 words), each mapped as Yosys maps it; shift and distributed FIFOs use none."""
+    if fifo_storage(depth, width, ram_style) != "block":
+        return 0.0
+    lo = math.ceil(math.log2(depth - 1))
+    hi = 0
+    if lo > FIFO_BRAM_MIN_ABITS:
+        rest = math.ceil(math.log2(depth - 1 - 2 ** (lo - 1)))
+        if rest < lo - 1:
+            lo, hi = lo - 1, max(rest, 1)
+    bram = memory_bram36(2**lo, width, "block")
+    if hi:
+        bram += memory_bram36(2**hi, width, "block" if hi >= FIFO_BRAM_MIN_ABITS else "auto")
+    return bram
 
 
 def threshold_stage_roms(model, node):
