@@ -221,3 +221,23 @@ def test_model_bram_of_threshold_roms_equals_yosys(tmp_path, cache_dir):
         row = report.table.loc["Thresholding_rtl_0"]
         assert row["status"] in ("synthesized", "cached"), row["error"]
         assert row["model_BRAM36"] == row["BRAM36"] == (0.5 if name == "varying" else 0), name
+
+
+# (depth, width, BRAM36) of fifo.sv FIFOs and (depth, padded width, read width, BRAM36) of
+# weight memories as Yosys mapped them in the demo designs (benchmarks/synth_demo_designs.py)
+YOSYS_FIFOS = [(339, 8, 0.5), (513, 8, 0.5), (790, 8, 0.5), (1284, 8, 1.0), (1415, 8, 1.0),
+               (1731, 8, 0.5)]  # fmt: skip
+YOSYS_WEIGHTS = [(1344, 48, 48, 2.5), (5824, 40, 36, 6.0), (384, 48, 48, 1.0), (2048, 16, 16, 1.0),
+                 (576, 16, 16, 0.5), (384, 8, 8, 0.0), (4, 432, 432, 0.0)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("depth", "width", "bram36"), YOSYS_FIFOS)
+def test_fifo_bram_follows_fifo_sv_and_yosys(depth, width, bram36):
+    assert resources.fifo_bram36(depth, width) == bram36
+
+
+@pytest.mark.parametrize(("depth", "width", "used", "bram36"), YOSYS_WEIGHTS)
+def test_weight_memory_bram_follows_memory_libmap(depth, width, used, bram36):
+    """1344 x 48 takes five RAMB18 (three 448-word banks side by side in 36-bit cells, not
+    six); 5824 x 40 read as 36 bits drops the cells holding only the padding."""
+    assert resources.memory_bram36(depth, width, used_width=used) == bram36
