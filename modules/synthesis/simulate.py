@@ -25,6 +25,7 @@ import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.registry import getCustomOp
 
+from modules.hardware import estimates, resources
 from modules.hardware.emulator import Emulator, check_input_range, require_exact_input_shape
 from modules.synthesis import hdl, patches
 
@@ -409,8 +410,6 @@ def _run(folder, words, output_words, max_cycles):
 def simulate_chain(stitched, chain, images, part, clock_mhz, cache_dir):
     """Stream `images` (a batch of the design's inputs; at least 2 frames) through the
     chain in Verilator; outputs and cycles beside the emulator's and FINN's estimate."""
-    from modules.hardware import estimates
-
     if len(images) < 2:
         raise SimulationError("simulate: give at least 2 frames (cycles per frame need two)")
     values = chain_inputs(stitched, chain, images)
@@ -462,8 +461,6 @@ def random_inputs(model, frames, seed=0):
 def simulate_design(design, cache_dir, frames=3, images=None, start=None, pattern=CHAIN):
     """Simulate the first chain of `pattern` (or the one starting at layer `start`) of a
     compiled design (`design.load_design`) on `images`, or random inputs when None."""
-    from modules.hardware import resources
-
     stitched = resources.stitched_design(design.folded, design.part)
     chain = find_chain(stitched, pattern, start)
     if images is None:
