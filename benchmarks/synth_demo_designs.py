@@ -1,13 +1,16 @@
 """Yosys against the resource model on the demo designs of both tasks (issue 21's figures).
 
     python benchmarks/synth_demo_designs.py [--out DIR] [--jobs 2] [--tasks classify detect]
+                                            [--simulate]
 
 Builds the demo profiles' architectures (MobileNetV2-mini at 96 px, the dfire-lpyolo detector
 at 128 px, W4A4 with 8-bit first/last layers) with calibrated random weights, compiles each
 with `firesmoke compile`'s flow at the profile's target FPS into DIR/<task>/design (kept:
 a second call reuses it), synthesizes every RTL layer with Yosys (`firesmoke synth`'s
 library; results cached in DIR/synth_cache) and prints, per design, the per-layer table,
-Yosys vs model per block type and the DSP/BRAM agreement. Weights are random: the netlists
+Yosys vs model per block type and the DSP/BRAM agreement; with --simulate, also the first
+SWG -> MVAU -> thresholding chain in Verilator (outputs vs the emulator, cycles per frame vs
+FINN's estimate). Weights are random: the netlists
 depend on the architecture, bit widths and folding, and on weight values only through the
 constants Yosys folds into ROMs.
 """
@@ -24,6 +27,7 @@ import config
 from modules.hardware.compile import CompileSettings, compile_model
 from modules.quantization.export import export_qonnx_model
 from modules.synthesis import design as synth
+from modules.synthesis import simulate
 
 PROFILES = {"classify": "demo", "detect": "demo-detect"}
 
@@ -83,6 +87,7 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("runs/synth_demo"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tasks", nargs="+", default=list(PROFILES), choices=list(PROFILES))
+    parser.add_argument("--simulate", action="store_true", help="also simulate an RTL chain")
     args = parser.parse_args()
     for task in args.tasks:
         folder = compiled_design(task, args.out)
@@ -100,6 +105,9 @@ def main():
         print("agreement:", agreement(report.table))
         for failure in report.failures:
             print("FAILED:", failure)
+        if args.simulate:
+            result = simulate.simulate_design(synth.load_design(folder), args.out / "synth_cache")
+            print("chain simulation (random inputs of the input datatype):", result.summary())
 
 
 if __name__ == "__main__":

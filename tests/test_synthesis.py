@@ -162,3 +162,82 @@ def test_differences_beyond_the_tolerance_are_explained_or_flagged():
     why = explain(kinds)["why"]
     assert why["Thresholding"].startswith("-88") and why["MVAU"] == ""
     assert why["New"] == "unexplained"  # a new difference shows up, not a stale note
+
+
+def thresholding(channels, pe, thresholds, input_dtype="INT12", output_dtype="UINT4"):
+    """One Thresholding_rtl layer with constant `thresholds` (channels x steps)."""
+    ensure_finn()
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    steps = thresholds.shape[1]
+    node = helper.make_node(
+        "Thresholding", ["x", "t"], ["y"], domain="finn.custom_op.fpgadataflow",
+        backend="fpgadataflow", NumChannels=channels, PE=pe, numSteps=steps,
+        inputDataType=input_dtype, weightDataType=input_dtype, outputDataType=output_dtype,
+        preferred_impl_style="rtl", name="Thresholding_0",
+    )  # fmt: skip
+    graph = helper.make_graph(
+        [node],
+        "thresholds",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, channels])],
+    )
+    model = ModelWrapper(qonnx_make_model(graph, producer_name="thresholds"))
+    model.set_tensor_datatype("x", DataType[input_dtype])
+    model.set_tensor_datatype("y", DataType[output_dtype])
+    model.set_initializer("t", np.sort(thresholds, axis=1).astype(np.float32))
+    model.set_tensor_datatype("t", DataType[input_dtype])
+    return model.transform(SpecializeLayers(PART))
+
+
+def test_threshold_roms_are_the_files_finn_plus_writes(tmp_path):
+    from qonnx.custom_op.registry import getCustomOp
+
+    rng = np.random.default_rng(0)
+    model = thresholding(8, 2, rng.integers(-2000, 2000, (8, 11)))  # 11 of 15: padded
+    node = model.graph.node[0]
+    getCustomOp(node).make_weight_file(
+        model.get_initializer("t"), "internal_embedded", str(tmp_path / "memblock.dat")
+    )
+    roms = list(resources.threshold_stage_roms(model, node))
+    assert len(roms) == 4 * 2  # 4 stages (UINT4 out) x PE 2
+    for stage, pe, values in roms:
+        written = (tmp_path / f"{node.name}_threshs_{pe}_{stage}.dat").read_text().split()
+        assert [int(word, 16) for word in written] == values.tolist(), (stage, pe)
+    assert resources.varying_bits(np.array([0b101, 0b111, 0b001]), 3) == 2  # bit 0 is 1
+
+
+def test_model_bram_of_threshold_roms_equals_yosys(tmp_path, cache_dir):
+    """A 1024-deep last stage (128 channels, PE 1) with 9 varying bits goes to a RAMB18 in
+    Yosys; with one lane constant (all thresholds >= 0, so the sign bit is 0) it stays in
+    logic: the model follows the values, not only the shape."""
+    rng = np.random.default_rng(1)
+    signed = rng.integers(-255, 256, (128, 15))
+    both = {"varying": signed, "sign_constant": np.abs(signed)}
+    for name, values in both.items():
+        model = thresholding(128, 1, values, input_dtype="INT9")
+        design = synth.Design(model, PART, 100.0, tmp_path)
+        report = synth.synthesize(design, cache_dir, ["Thresholding_rtl_0"], progress=False)
+        row = report.table.loc["Thresholding_rtl_0"]
+        assert row["status"] in ("synthesized", "cached"), row["error"]
+        assert row["model_BRAM36"] == row["BRAM36"] == (0.5 if name == "varying" else 0), name
+
+
+# (depth, width, BRAM36) of fifo.sv FIFOs and (depth, padded width, read width, BRAM36) of
+# weight memories as Yosys mapped them in the demo designs (benchmarks/synth_demo_designs.py)
+YOSYS_FIFOS = [(339, 8, 0.5), (513, 8, 0.5), (790, 8, 0.5), (1284, 8, 1.0), (1415, 8, 1.0),
+               (1731, 8, 0.5)]  # fmt: skip
+YOSYS_WEIGHTS = [(1344, 48, 48, 2.5), (5824, 40, 36, 6.0), (384, 48, 48, 1.0), (2048, 16, 16, 1.0),
+                 (576, 16, 16, 0.5), (384, 8, 8, 0.0), (4, 432, 432, 0.0)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("depth", "width", "bram36"), YOSYS_FIFOS)
+def test_fifo_bram_follows_fifo_sv_and_yosys(depth, width, bram36):
+    assert resources.fifo_bram36(depth, width) == bram36
+
+
+@pytest.mark.parametrize(("depth", "width", "used", "bram36"), YOSYS_WEIGHTS)
+def test_weight_memory_bram_follows_memory_libmap(depth, width, used, bram36):
+    """1344 x 48 takes five RAMB18 (three 448-word banks side by side in 36-bit cells, not
+    six); 5824 x 40 read as 36 bits drops the cells holding only the padding."""
+    assert resources.memory_bram36(depth, width, used_width=used) == bram36

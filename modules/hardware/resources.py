@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow.setup import ensure_finn
@@ -119,79 +120,205 @@ def rtl_mvau_dsp(model, node, part):
 
 # ------------------------------------------------------------------ memories of RTL layers
 # Where the finn-rtllib layers put their memories, as Yosys' memory mapping decides it on the
-# 7-series (`firesmoke synth`, modules/synthesis): memory_libmap takes the cheapest of LUTRAM
-# (lutrams_xc5v.txt: cost 8 per 256 bit-entries, i.e. 1 per 32) and block RAM
-# (brams_xc4v.txt: RAMB18 512x36 ... 16Kx1 at cost 129, RAMB36 512x72 ... 32Kx1 at 257).
-# FINN's estimate puts every `auto` weight memory in BRAM and the calibration adds BRAM per
-# threshold bit; Yosys keeps shallow weight memories in LUTRAM and constant thresholds
-# (no run-time access) in logic but for the deep stages. On the demo designs this gives
-# Yosys' DSP count exactly and its BRAM36 to 25.0 vs 23.0 (classifier) and 82.0 vs 81.5
-# (detector): four value-dependent threshold ROMs and one weight memory Yosys splits
-# into two geometries (benchmarks/synth_demo_designs.py).
-
-RAMB18_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
-RAMB36_SHAPES = ((512, 72), (1024, 36), (2048, 18), (4096, 9), (8192, 4), (16384, 2))
-LUTRAM_COST_PER_BIT_32 = 1  # one cost unit per bit column per 32 entries
-RAMB18_COST, RAMB36_COST = 129, 257
-
-
-MUX_COST_PER_BIT = 1  # each further block in depth adds an output mux input per bit
-# a constant threshold stage of this many bits or more: Yosys maps the ROM to BRAM (demo
-# designs: 832 x 11 bits and up did; 1024 x 9 did for 3 of 7 equal-shaped layers, 448 x 11
-# never: the constant bits Yosys removes first make the choice value-dependent there)
-THRESHOLD_ROM_BRAM_BITS = 8192
+# 7-series (`firesmoke synth`, modules/synthesis): synth_xilinx's memory_libmap prices every
+# candidate geometry of the cell libraries it passes for xc7 (brams_xc4v.txt with
+# HAS_SIZE_36 / HAS_CASCADE / HAS_MIXWIDTH_SDP, lutrams_xc5v.txt) and takes the cheapest,
+# logic included. Its geometry search (handle_geom) for a memory with one read and one write
+# port: at each base width of a cell, the word is padded to the byte (9 bits for block RAM,
+# 1 for a ROM), ceil(depth / cell depth) address banks are laid side by side and cut into
+# cells of that width; cost = cell cost x cells + 1/2 per extra bank per output bit (read
+# mux) + 1/2 per bank (write demux). A ROM (constant thresholds) has no LUTRAM (prune_rom),
+# its constant bit lanes are removed first (opt_mem), and logic costs 1/64 per bit
+# (-logic-cost-rom 0.015625); a RAM in logic costs 1 per bit. Cells holding only bits no
+# consumer reads (the stream padding of a weight memory) are removed afterwards. FINN's
+# estimate puts every `auto` weight memory in BRAM and the calibration adds BRAM per
+# threshold bit; this reproduces Yosys' BRAM on the demo designs of both tasks
+# (benchmarks/synth_demo_designs.py).
 
 
-def _bram_option(depth, width, shapes, cost):
-    """(cost, blocks) of the cheapest single geometry, output muxes included."""
-    options = []
-    for d, w in shapes:
-        deep, wide = math.ceil(depth / d), math.ceil(width / w)
-        options.append((deep * wide * cost + (deep - 1) * width * MUX_COST_PER_BIT, deep * wide))
-    return min(options)
+@dataclass(frozen=True)
+class RamCell:
+    name: str
+    abits: int  # address bits at width 1
+    widths: tuple  # the data widths of its base-width steps
+    cost: float
+    widthscale: float  # LUTRAM: cost that scales with the bits used (memlib's widthscale)
+    bram36: float  # BRAM36 per cell (0: LUTRAM)
 
 
-def memory_bram36(depth, width, ram_style="auto"):
-    """BRAM36 (RAMB18 counting one half) of a depth x width memory with one read/write port
-    as Yosys maps it for the 7-series; 0 when it goes to LUTRAM."""
-    if not depth or not width or ram_style in ("distributed", "ultra_distributed"):
+BLOCK_RAMS = (
+    RamCell("TDP HALF", 14, (1, 2, 4, 9, 18), 129, 0, 0.5),
+    RamCell("TDP FULL", 15, (1, 2, 4, 9, 18, 36), 257, 0, 1.0),
+    RamCell("TDP CASCADE", 16, (1, 2, 4, 9), 513, 0, 2.0),
+    RamCell("SDP HALF", 14, (1, 2, 4, 9, 18, 36), 129, 0, 0.5),
+    RamCell("SDP FULL", 15, (1, 2, 4, 9, 18, 36, 72), 257, 0, 1.0),
+)
+LUTRAMS = tuple(
+    RamCell(f"{name} ABITS {abits}", abits, (width,), cost, scale, 0.0)
+    for name, cost, scale, shapes in (
+        ("LUTRAM SP", 8, 8, ((5, 8), (6, 4), (7, 2), (8, 1))),
+        ("LUTRAM DP", 8, 8, ((5, 4), (6, 2), (7, 1))),
+        ("LUTRAM QP", 7, 7, ((5, 2), (6, 1))),
+        ("LUTRAM SDP", 8, 7, ((5, 6), (6, 3))),
+    )
+    for abits, width in shapes
+)
+BRAM_BYTE = 9  # block RAM write-enable granularity (memlib `byte`)
+FACTOR_MUX = FACTOR_DEMUX = 0.5
+ROM_LOGIC_COST_PER_BIT = 1 / 64  # synth_xilinx's -logic-cost-rom for xc6v/xc7
+RAM_LOGIC_COST_PER_BIT = 1.0
+
+
+@dataclass(frozen=True)
+class Mapping:
+    cell: RamCell
+    unit: int  # cell data width used
+    banks: int  # address banks laid side by side
+    word: int  # padded word width
+    cost: float
+
+
+def _geometries(cell, depth, width, rom):
+    """Every base width of `cell` for a depth x width memory, priced as memory_libmap does."""
+    for step, unit in enumerate(cell.widths):
+        byte = 1 if rom else min(BRAM_BYTE, unit) if cell.bram36 else unit
+        word = math.ceil(width / byte) * byte
+        banks = math.ceil(depth / 2 ** (cell.abits - step))
+        cells = math.ceil(banks * word / unit)
+        cost = (cell.cost - cell.widthscale) * cells
+        cost += cell.widthscale * banks * width / unit
+        cost += FACTOR_MUX * (banks - 1) * width
+        cost += 0 if rom or banks == 1 else FACTOR_DEMUX * banks
+        yield Mapping(cell, unit, banks, word, cost)
+
+
+def memory_mapping(depth, width, rom=False, ram_style="auto"):
+    """memory_libmap's choice for a depth x width memory with one read port (and one write
+    port unless `rom`) on the 7-series: a Mapping, or None for logic."""
+    cells = ()
+    if ram_style != "distributed":
+        cells += BLOCK_RAMS
+    if ram_style != "block" and not rom:
+        cells += LUTRAMS
+    best = None
+    for cell in cells:
+        for mapping in _geometries(cell, depth, width, rom):
+            if best is None or mapping.cost < best.cost:
+                best = mapping
+    logic = depth * width * (ROM_LOGIC_COST_PER_BIT if rom else RAM_LOGIC_COST_PER_BIT)
+    if best is None or (ram_style == "auto" and logic <= best.cost):
+        return None
+    return best
+
+
+def memory_bram36(depth, width, ram_style="auto", rom=False, used_width=None):
+    """BRAM36 (RAMB18 counting one half) of a depth x width memory as Yosys maps it for the
+    7-series; 0 in LUTRAM or logic. `used_width`: the low bits any consumer reads (cells
+    holding only the others are removed)."""
+    if not depth or not width:
         return 0.0
-    half_cost, half = _bram_option(depth, width, RAMB18_SHAPES, RAMB18_COST)
-    full_cost, full = _bram_option(depth, width, RAMB36_SHAPES, RAMB36_COST)
-    bram_cost, bram36 = min((half_cost, half / 2), (full_cost, float(full)))
-    lutram_cost = LUTRAM_COST_PER_BIT_32 * width * math.ceil(depth / 32)
-    if ram_style == "block" or bram_cost < lutram_cost:
-        return bram36
-    return 0.0
+    mapping = memory_mapping(depth, width, rom, ram_style)
+    if mapping is None or not mapping.cell.bram36:
+        return 0.0
+    used = range(width if used_width is None else used_width)
+    cells = {(bit + mapping.word * bank) // mapping.unit for bank in range(mapping.banks)
+             for bit in used}  # fmt: skip
+    return mapping.cell.bram36 * len(cells)
 
 
-def rtl_layer_bram36(node):
-    """BRAM36 of an RTL layer whose memory the RTL (not FINN's estimate) decides, or None:
-    the weight streamer of an internal_decoupled MVAU/VVAU, and constant thresholds."""
+def rtl_layer_bram36(model, node):
+    """BRAM36 of an RTL layer of `model` whose memory the RTL (not FINN's estimate) decides,
+    or None: the weight streamer of an internal_decoupled MVAU/VVAU, and constant thresholds."""
     instance = getCustomOp(node)
     if node.op_type in ("MVAU_rtl", "VVAU_rtl"):
         if instance.get_nodeattr("mem_mode") != "internal_decoupled":
             return 0.0  # weights streamed from outside the layer
-        width = instance.get_nodeattr("PE") * instance.get_nodeattr("SIMD")
-        width *= instance.get_input_datatype(1).bitwidth()
-        return memory_bram36(instance.calc_wmem(), width, instance.get_nodeattr("ram_style"))
+        used = instance.get_nodeattr("PE") * instance.get_nodeattr("SIMD")
+        used *= instance.get_input_datatype(1).bitwidth()
+        width = instance.get_instream_width_padded(1)  # memstream's WIDTH: the stream's
+        ram_style = instance.get_nodeattr("ram_style")
+        return memory_bram36(instance.calc_wmem(), width, ram_style, used_width=used)
     if node.op_type == "Thresholding_rtl" and not _thresholds_in_bram(instance):
-        return threshold_rom_bram36(instance)
+        return threshold_rom_bram36(model, node)
+    if node.op_type == "StreamingFIFO_rtl":
+        style = instance.get_nodeattr("ram_style")
+        return fifo_bram36(instance.get_nodeattr("depth"), instance.get_instream_width_padded(0),
+                           "shift" if style == "srl" else style)  # fmt: skip
     return None
 
 
-def threshold_rom_bram36(instance):
-    """BRAM36 of constant thresholds (thresholding.sv: per PE, stage s of M = clog2(N+1)
-    holds C/PE * 2^s thresholds): the stages of THRESHOLD_ROM_BRAM_BITS or more."""
-    pe, channels = instance.get_nodeattr("PE"), instance.get_nodeattr("NumChannels")
-    steps = instance.get_nodeattr("numSteps")
-    width = instance.get_input_datatype(1).bitwidth()  # thresholding.sv's WT
-    total = 0.0
-    for stage in range(math.ceil(math.log2(steps + 1))):
-        depth = channels // pe * 2**stage
-        if depth * width >= THRESHOLD_ROM_BRAM_BITS:
-            total += pe * memory_bram36(depth, width, "block")
-    return total
+FIFO_BRAM_MIN_ABITS = 9  # fifo.sv: the smallest block RAM primitive holds 512 words
+
+
+def fifo_storage(depth, width, ram_style="auto"):
+    """fifo.sv's own choice of storage for a DEPTH x DATA_WIDTH FIFO (RAM_STYLE_EFF; "ultra"
+    is block RAM on the 7-series, as the synthesis copies adjust it)."""
+    if depth <= 33:
+        return "shift"
+    if ram_style != "auto":
+        return "block" if ram_style == "ultra" else ram_style
+    if depth <= 64 and width < 12:
+        return "shift"
+    if depth <= 257 or width < 5:
+        return "distributed"
+    return "block"
+
+
+def fifo_bram36(depth, width, ram_style="auto"):
+    """BRAM36 of a fifo.sv FIFO on the 7-series: its block-RAM storage is a 2^lo-word memory
+    plus, when that saves a doubling, a 2^hi-word one (fifo.sv's memory space decomposition
+    of DEPTH-1 words), each mapped as Yosys maps it; shift and distributed FIFOs use none."""
+    if fifo_storage(depth, width, ram_style) != "block":
+        return 0.0
+    lo = math.ceil(math.log2(depth - 1))
+    hi = 0
+    if lo > FIFO_BRAM_MIN_ABITS:
+        rest = math.ceil(math.log2(depth - 1 - 2 ** (lo - 1)))
+        if rest < lo - 1:
+            lo, hi = lo - 1, max(rest, 1)
+    bram = memory_bram36(2**lo, width, "block")
+    if hi:
+        bram += memory_bram36(2**hi, width, "block" if hi >= FIFO_BRAM_MIN_ABITS else "auto")
+    return bram
+
+
+def threshold_stage_roms(model, node):
+    """The threshold ROMs of a Thresholding_rtl as thresholding.sv holds them: per stage s of
+    the binary search and per PE, the C/PE x 2^s thresholds that stage compares against
+    (integers in the threshold datatype's two's complement), in the order finn-plus writes
+    `<node>_threshs_<pe>_<s>.dat` (`make_weight_file`, "internal_embedded")."""
+    instance = getCustomOp(node)
+    thresholds = np.asarray(model.get_initializer(node.input[1]), dtype=np.int64)
+    pe = instance.get_nodeattr("PE")
+    stages = instance.get_output_datatype(0).bitwidth()
+    steps = 2**stages - 1
+    thresholds = np.pad(thresholds, ((0, 0), (0, steps - thresholds.shape[1])))
+    if thresholds.shape[0] == 1:  # one set of thresholds for all channels
+        thresholds = np.broadcast_to(thresholds, (pe, steps))
+    width = instance.get_input_datatype(1).bitwidth()
+    words = thresholds & ((1 << width) - 1)
+    by_pe = words.reshape(-1, pe, steps)  # (channel fold, PE, thresholds)
+    for stage in range(stages):
+        picked = by_pe[:, :, (1 << (stages - stage - 1)) - 1 :: 1 << (stages - stage)]
+        for lane in range(pe):
+            yield stage, lane, picked[:, lane, :].reshape(-1)
+
+
+def varying_bits(values, width):
+    """Bit lanes of `width`-bit words that are not the same in every word (opt_mem removes
+    the others before the memory is mapped)."""
+    bits = (np.asarray(values)[:, None] >> np.arange(width)) & 1
+    return int(np.sum(bits.min(axis=0) != bits.max(axis=0)))
+
+
+def threshold_rom_bram36(model, node):
+    """BRAM36 of the constant thresholds of a Thresholding_rtl (every stage ROM of every PE,
+    its constant bit lanes removed)."""
+    width = getCustomOp(node).get_input_datatype(1).bitwidth()  # thresholding.sv's WT
+    return sum(
+        memory_bram36(len(values), varying_bits(values, width), rom=True)
+        for _, _, values in threshold_stage_roms(model, node)
+    )
 
 
 def _thresholds_in_bram(instance):
@@ -308,7 +435,7 @@ def _rtl_memories_as_yosys_maps_them(table, stitched):
     """BRAM36 of the finn-rtllib layers whose memory the RTL decides (weight streamers,
     constant thresholds) as Yosys maps it on the 7-series (`firesmoke synth` checks it)."""
     for node in stitched.graph.node:
-        bram = rtl_layer_bram36(node) if node.name in table.index else None
+        bram = rtl_layer_bram36(stitched, node) if node.name in table.index else None
         if bram is not None:
             table.loc[node.name, "BRAM36"] = bram
             table.loc[node.name, "source"] += "; BRAM as Yosys maps the RTL's memory"

@@ -111,6 +111,34 @@ PATCHES = (
 )
 
 
+# Verilator (cycle-accurate simulation, modules/synthesis/simulate.py) reads the sources
+# adjusted for Yosys after these further edits; Yosys does not need them.
+VERILATOR_PATCHES = (
+    Patch(
+        name="fifo_geometry_without_struct_function",
+        files=("fifo/hdl/fifo.sv",),
+        pattern=(
+            r"^\tfunction abits_t INIT_ABITS\(\);\n(?:.*\n)*?\tendfunction : INIT_ABITS\n"
+            r"\tlocalparam abits_t       ABITS      = INIT_ABITS\(\);\n"
+        ),
+        replacement=(
+            "\tlocalparam int unsigned  ABITS_FULL = $clog2(DEPTH_REQ);\n"
+            "\tlocalparam int unsigned  ABITS_REST = $clog2(DEPTH_REQ - 2**(ABITS_FULL-1));\n"
+            "\tlocalparam bit  ABITS_SPLIT = ABITS_FULL > MIN_ABITS && ABITS_REST < ABITS_FULL-1;\n"
+            "\tlocalparam abits_t       ABITS      = '{\n"
+            "\t\tlo: ABITS_SPLIT? ABITS_FULL - 1 : ABITS_FULL,\n"
+            "\t\thi: !ABITS_SPLIT? 0 : ABITS_REST < 1? 1 : ABITS_REST\n"
+            "\t};\n"
+        ),
+        counts=(1,),
+        works_around="a constant function that builds and returns an unpacked struct "
+        "(`'{ lo: ..., hi: 0 }`, then `abits.lo--`) for the memory geometry: Verilator 5.48 "
+        "cannot evaluate struct patterns or member assignments in a constant function; the "
+        "same geometry as parameter expressions",
+    ),
+)
+
+
 def rtllib_dir():
     from finn.util.settings import get_settings
 
@@ -121,13 +149,14 @@ def rtllib_dir():
     return Path(get_settings().finn_rtllib)
 
 
-def patched_rtllib(dest, part="xc7z020clg400-1"):
-    """Copy finn-rtllib to `dest` and apply every patch for `part`; returns `dest`."""
+def patched_rtllib(dest, part="xc7z020clg400-1", simulation=False):
+    """Copy finn-rtllib to `dest` and apply every patch for `part` (and for Verilator when
+    `simulation`); returns `dest`."""
     source, dest = rtllib_dir(), Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    for patch in patches_for(part):
+    for patch in patches_for(part) + (VERILATOR_PATCHES if simulation else ()):
         for name in patch.files:
             path = dest / name
             path.write_text(patch.apply(path.read_text(), source / name))
