@@ -168,7 +168,8 @@ DRAM_FIELDS = ("ddr_width_bits", "ddr_rate_mts", "hp_port_bits", "efficiency")
 
 
 def board_dram_rule(value):
-    """BOARD_DRAM: {board: {ddr_width_bits, ddr_rate_mts, hp_port_bits > 0, 0 < efficiency <= 1}}."""
+    """BOARD_DRAM: {board: {ddr_width_bits, ddr_rate_mts, hp_port_bits, efficiency}}, all
+    positive, efficiency at most 1."""
     expected = f"{{board: {{{', '.join(DRAM_FIELDS)}}}}} with positive numbers, efficiency <= 1"
     if not isinstance(value, dict):
         return expected

@@ -342,7 +342,8 @@ def fit_text(fit):
         f"{name} {row['used']:.0f}/{row['available']} ({row['% of part']:.0f} %)"
         for name, row in fit["resources"].items()
     )
-    external = ", ".join(f"{k} ({v / 1e6:.1f} Mbit/frame)" for k, v in fit["external_layers"].items())
+    streamed = fit["external_layers"].items()
+    external = ", ".join(f"{k} ({v / 1e6:.1f} Mbit/frame)" for k, v in streamed)
     lines = [
         f"fit: fits the {where} within {budget}: {fit['fps']:.1f} FPS, {fit['bound']}-bound "
         f"(compute {fit['fps_compute_bound']:.1f} FPS, DRAM {fit['fps_dram_bound']:.1f} FPS)",

@@ -18,8 +18,8 @@ estimate names which binds. It excludes the host's pre/post-processing, packing 
 set-up per call, which notebook 05 measures end to end.
 """
 
-import json
 import copy
+import json
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -296,7 +296,7 @@ def build_design(generic, part, target_fps, clock_mhz, choices, mvau_wwidth_max=
     folded, _ = finn_flow.fold(
         specialized, target_fps=target_fps, clock_mhz=clock_mhz, mvau_wwidth_max=mvau_wwidth_max
     )
-    originals = _original_names(generic, specialized)
+    originals = original_names(generic, specialized)
     external = []
     for node in folded.graph.node:
         option = choices.get(originals.get(node.name, ""))
@@ -313,8 +313,9 @@ def build_design(generic, part, target_fps, clock_mhz, choices, mvau_wwidth_max=
     return set_external_weights(folded, external)
 
 
-def _original_names(generic, specialized):
-    # SpecializeLayers keeps node order and renames X_n to X_hls_m / X_rtl_m
+def original_names(generic, specialized):
+    """Specialized (folded) layer name -> the generic HW graph's name.
+    SpecializeLayers keeps node order and renames X_n to X_hls_m / X_rtl_m."""
     return {s.name: g.name for g, s in zip(generic.graph.node, specialized.graph.node, strict=True)}
 
 
@@ -350,7 +351,7 @@ def option_costs(
             mvau_wwidth_max,
         )
         blocks = resources.block_table(design, budget.part, fifo_method=fifo_method)
-        originals = _original_names(generic, design)
+        originals = original_names(generic, design)
         per_block = blocks.rename(index=originals)
         table = per_block.loc[layers, names].copy()
         dmas = per_block[per_block["weights_of"].notna()]
@@ -395,8 +396,9 @@ def choose_options(costs, rest, budget, fraction, dram_bits_per_s=None):
     """Local search: start every layer at its smallest-LUT option, then repeatedly make the one
     switch that most lowers the highest resource share (share of its limit), until none does.
     With `dram_bits_per_s` (the usable DRAM bandwidth) the costs' DRAM column (bits/s at the
-    target) is one more resource, so a layer moves off chip only when that lowers the highest
-    share and the bandwidth has room. Returns (layer -> option, totals as a Series)."""
+    target) is one more resource: a layer moves off chip where that is needed to fit the part,
+    or where it lowers the highest share, DRAM's included. Returns (layer -> option, totals as
+    a Series)."""
     names = list(BUDGET_RESOURCES)
     limits = pd.Series(budget.limits(fraction))
     if dram_bits_per_s is not None:
@@ -410,9 +412,13 @@ def choose_options(costs, rest, budget, fraction, dram_bits_per_s=None):
     # a resource with no budget at all (e.g. DSP=0) gets a tiny limit: any use dominates
     limit = np.maximum(limits[names].to_numpy(), 1e-6)
 
+    hardware = np.array([name != DRAM for name in names])
+
     def score(total):
+        # fitting the part comes first (DRAM beyond its limit only lowers the FPS), then the
+        # highest share, DRAM included, then the sum
         share = total / limit
-        return (share.max(), share.sum())
+        return (max(share[hardware].max(), 1.0), share.max(), share.sum())
 
     total = rest[names].to_numpy() + cube[chosen, np.arange(len(layers))].sum(axis=0)
     while True:
@@ -451,7 +457,7 @@ def best_design(
     choices, _ = choose_options(costs, rest, budget, fraction, bandwidth)
     folded = build_design(generic, budget.part, target_fps, clock_mhz, choices, mvau_wwidth_max)
     result = estimate(folded, budget, clock_mhz, fraction, choices, fifo_method, port)
-    result.names = _original_names(generic, folded)
+    result.names = original_names(generic, folded)
     return result
 
 
