@@ -227,3 +227,26 @@ def test_cfg_summary_fit_on_a_tiny_image(capsys):
     # every streamed layer reads its weights once per output pixel (4 x 4 at the last stage)
     for bits in fit["external_layers"].values():
         assert bits % 16 == 0
+
+
+def test_compile_reports_the_bound_and_streams_named_layers(tmp_path, capsys):
+    from test_compile_cli import MODELS, compiled, export_raw
+
+    from modules.cli import main
+
+    _, report, _ = compiled("tfc_w1a1")  # EXTERNAL_WEIGHTS "never": today's design
+    assert report["external_layers"] == {} and report["dram_bits_per_frame"] == 0
+    assert report["bound"] == "compute" and report["fps_dram_bound"] is None
+    assert report["fps_compute_bound"] == report["fps"]
+    build, shape = MODELS["tfc_w1a1"]
+    model = export_raw(build(), shape, tmp_path / "tfc.onnx")
+    capsys.readouterr()  # torch.onnx's export progress
+    argv = ["compile", str(model), "--out", str(tmp_path / "out"), "--target-fps", "1000"]
+    code = main([*argv, "--json", "--set", "EXTERNAL_WEIGHTS=['MVAU_0']"])
+    streamed = json.loads(capsys.readouterr().out)
+    assert code == 0 and streamed["hw_only"]
+    # TFC's first layer: 784 x 64 binary weights, read once per frame (no pixels)
+    assert streamed["external_layers"] == {"MVAU_0": 784 * 64}
+    assert streamed["dram_bits_per_frame"] > 784 * 64  # plus the input and output DMAs
+    assert streamed["fps"] == min(streamed["fps_compute_bound"], streamed["fps_dram_bound"])
+    assert streamed["totals"]["BRAM36"] < report["totals"]["BRAM36"]

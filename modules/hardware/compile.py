@@ -22,7 +22,6 @@ from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import placement
-from modules.dataflow.external_weights import set_external_weights
 from modules.dataflow.stage_check import with_child
 from modules.hardware import block_models, dram
 from modules.hardware import estimates as finn_estimates
@@ -189,11 +188,7 @@ def _placed_design(flow, settings, budget):
             "auto",
             port,
         )
-    names = finn_estimates.original_names(flow.child, flow.folded)
-    if settings.external_weights != "never":
-        finn_estimates.external_choice(settings.external_weights, flow.child)  # names checked
-        folded_names = {generic: folded for folded, generic in names.items()}
-        set_external_weights(flow.folded, [folded_names[n] for n in settings.external_weights])
+    names = finn_estimates.place_named_weights(flow.child, flow.folded, settings.external_weights)
     estimate = finn_estimates.estimate(
         flow.folded,
         budget,

@@ -283,6 +283,23 @@ def external_choice(setting, generic):
     return True, list(setting)
 
 
+def place_named_weights(generic, folded, setting):
+    """Stream the weights of the layers EXTERNAL_WEIGHTS names (generic names, as the search
+    uses them) in a design folded outside the search; returns folded -> generic layer names.
+    "auto" needs the search, so it is an error here."""
+    names = original_names(generic, folded)
+    if setting == "auto":
+        raise ValueError(
+            "EXTERNAL_WEIGHTS = 'auto' needs the per-layer search; with a fixed folding "
+            "(FOLDING_CONFIG_FILE / --folding) name the layers to stream instead"
+        )
+    if setting != "never":
+        external_choice(setting, generic)  # every name checked, errors name the layer
+        folded_names = {name: folded_name for folded_name, name in names.items()}
+        set_external_weights(folded, [folded_names[name] for name in setting])
+    return names
+
+
 def build_design(generic, part, target_fps, clock_mhz, choices, mvau_wwidth_max=36):
     """Specialize and fold `generic` with per-layer options (layer -> "impl/memory"; memory
     "external" streams the layer's weights from DRAM)."""
@@ -489,7 +506,9 @@ def fit_to_part(
     bisect `refine` times between the last failing and the first fitting target; fit=False
     only evaluates `target_fps`. When the target does not fit, the lowest target (floor_fps)
     is tried next: resources grow with the target, so if it does not fit either, none between
-    will and the search stops there. Returns (best fitting Estimate or None, frontier).
+    will and the search stops there. With external weights a target counts as met only when
+    the DRAM bound reaches it too; the best is the fastest fitting design of all tried.
+    Returns (best fitting Estimate or None, frontier).
 
     Each frontier row: target, achieved FPS (FINN's folding may not reach the target), LUT /
     FF / BRAM36 / DSP % of part (whole design) and FINN's per-layer LUT/BRAM36/DSP %, fits,
@@ -515,8 +534,10 @@ def fit_to_part(
         rows.append(_frontier_row(target, result))
         if result.fits and (best is None or result.performance["fps"] > best.performance["fps"]):
             best = result
-        seen[target] = result.fits
-        return result.fits
+        # a design that fits only by streaming more weights than the DRAM can feed at this
+        # target runs slower than it: a lower target may stream fewer and run faster
+        seen[target] = result.fits and result.performance["fps_dram_bound"] >= target
+        return seen[target]
 
     targets = target_sequence(target_fps, floor_fps, step) if fit else [target_fps]
     if len(targets) > 1 and not evaluate(targets[0]) and not evaluate(targets[-1]):

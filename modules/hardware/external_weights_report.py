@@ -49,8 +49,9 @@ def external_weights_summary(design):
     )
 
 
-def external_weights_statement(design, fraction):
-    """A sentence on the design as notebook 03 prints it, with QNN-MO-PYNQ's figure beside."""
+def external_weights_statement(design, fraction, cfg_name=None):
+    """A sentence on the design as notebook 03 prints it; for tinier-yolo (`cfg_name`, e.g.
+    config.DETECTOR_CFG) QNN-MO-PYNQ's published figure beside it."""
     row = external_weights_summary(design)
     verdict = "fits" if row["fits"] else "does NOT fit"
     shares = ", ".join(
@@ -62,5 +63,7 @@ def external_weights_statement(design, fraction):
         f"FPS, DRAM {row['fps_dram_bound']:.1f} FPS); weights from DRAM: {row['external_layers']}"
     )
     warning = design.dram_summary().get("dram_warning")
-    published = QNN_MO_PYNQ_TINIER_YOLO["statement"]
-    return f"{text}.{' ' + warning + '.' if warning else ''}\nFor comparison: {published}."
+    text = f"{text}.{' ' + warning + '.' if warning else ''}"
+    if cfg_name != "tinier-yolo":
+        return text
+    return f"{text}\nFor comparison: {QNN_MO_PYNQ_TINIER_YOLO['statement']}."
