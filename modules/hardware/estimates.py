@@ -411,7 +411,8 @@ def _forced(table, option, forced):
 
 def choose_options(costs, rest, budget, fraction, dram_bits_per_s=None):
     """Local search: start every layer at its smallest-LUT option, then repeatedly make the one
-    switch that most lowers the highest resource share (share of its limit), until none does.
+    switch that most lowers the highest resource share (share of its limit), or when no single
+    switch does, the best pair of switches, until none does.
     With `dram_bits_per_s` (the usable DRAM bandwidth) the costs' DRAM column (bits/s at the
     target) is one more resource: a layer moves off chip where that is needed to fit the part,
     or where it lowers the highest share, DRAM's included. Returns (layer -> option, totals as
@@ -439,19 +440,76 @@ def choose_options(costs, rest, budget, fraction, dram_bits_per_s=None):
 
     total = rest[names].to_numpy() + cube[chosen, np.arange(len(layers))].sum(axis=0)
     while True:
-        best = (score(total), None)
-        for layer in range(len(layers)):
-            current = cube[chosen[layer], layer]
-            for option in range(len(options)):
-                candidate = total - current + cube[option, layer]
-                if score(candidate) < best[0]:
-                    best = (score(candidate), (layer, option, candidate))
-        if best[1] is None:
+        moves = _best_switches(cube, chosen, total, score, pairs=False)
+        if not moves:  # a pair of switches: one layer off chip, another back on, and the like
+            moves = _best_switches(cube, chosen, total, score, pairs=True)
+        if not moves:
             break
-        layer, option, total = best[1]
-        chosen[layer] = option
+        for layer, option in moves:
+            total = total - cube[chosen[layer], layer] + cube[option, layer]
+            chosen[layer] = option
     choices = {layer: options[o] for layer, o in zip(layers, chosen, strict=True)}
     return choices, pd.Series(total, index=names)
+
+
+def choose_placement(costs, rest, budget, fraction, dram_bits_per_s):
+    """EXTERNAL_WEIGHTS "auto": the local search alone can stop where a layer that should go
+    back on chip cannot without another going off, so the sets of external layers are also
+    tried in order of the DRAM traffic they need, least first, each with the local search
+    deciding the rest on chip (sets that cannot fit even at every layer's smallest option are
+    skipped); the first set that fits the part is kept when it needs less DRAM traffic than
+    the local search's answer, or that answer does not fit. Returns (choices, totals)."""
+    names = [*BUDGET_RESOURCES, DRAM]
+    limit = pd.Series(budget.limits(fraction))[list(BUDGET_RESOURCES)].to_numpy()
+    greedy = choose_options(costs, rest, budget, fraction, dram_bits_per_s)
+    external = [o for o in costs if o.endswith(f"/{EXTERNAL}")]
+    layers = list(costs[external[0]].index)
+
+    def smallest(options):
+        return np.stack([costs[o].loc[layers, names].to_numpy() for o in options]).min(axis=0)
+
+    off, on = smallest(external), smallest([o for o in costs if o not in external])
+    sets = np.array(list(np.ndindex(*(2,) * len(layers))), dtype=float)  # 2^L x L
+    bound = rest[names].to_numpy() + sets @ off + (1 - sets) @ on  # lowest totals per set
+    feasible = (bound[:, : len(limit)] <= limit).all(axis=1)
+    for index in np.argsort(bound[:, -1], kind="stable"):
+        if not feasible[index]:
+            continue
+        forced = [layer for layer, out in zip(layers, sets[index], strict=True) if out]
+        if not forced:
+            continue  # all on chip: the local search has tried that already
+        masked = {option: _forced(costs[option], option, forced) for option in costs}
+        choices, totals = choose_options(masked, rest, budget, fraction, dram_bits_per_s)
+        if (totals[list(BUDGET_RESOURCES)].to_numpy() <= limit).all():
+            greedy_fits = (greedy[1][list(BUDGET_RESOURCES)].to_numpy() <= limit).all()
+            if not greedy_fits or totals[DRAM] < greedy[1][DRAM]:
+                return choices, totals
+            break
+    return greedy
+
+
+def _best_switches(cube, chosen, total, score, pairs):
+    """The one switch (layer, option), or with `pairs` the two switches of different layers,
+    that most lower the score; [] when none does."""
+    singles = [
+        (layer, option, total - cube[chosen[layer], layer] + cube[option, layer])
+        for layer in range(cube.shape[1])
+        for option in range(cube.shape[0])
+        if option != chosen[layer]
+    ]
+    best, moves = score(total), []
+    for index, (layer, option, after) in enumerate(singles):
+        if not pairs:
+            if score(after) < best:
+                best, moves = score(after), [(layer, option)]
+            continue
+        for other, second, _ in singles[index + 1 :]:
+            if other == layer:
+                continue
+            candidate = after - cube[chosen[other], other] + cube[second, other]
+            if score(candidate) < best:
+                best, moves = score(candidate), [(layer, option), (other, second)]
+    return moves
 
 
 def best_design(
@@ -471,7 +529,10 @@ def best_design(
         generic, budget, target_fps, clock_mhz, mvau_wwidth_max, fifo_method, external, port
     )
     bandwidth = port.usable_bits_per_s(clock_mhz) if external != "never" else None
-    choices, _ = choose_options(costs, rest, budget, fraction, bandwidth)
+    if external == "auto":
+        choices, _ = choose_placement(costs, rest, budget, fraction, bandwidth)
+    else:
+        choices, _ = choose_options(costs, rest, budget, fraction, bandwidth)
     folded = build_design(generic, budget.part, target_fps, clock_mhz, choices, mvau_wwidth_max)
     result = estimate(folded, budget, clock_mhz, fraction, choices, fifo_method, port)
     result.names = original_names(generic, folded)
