@@ -95,8 +95,13 @@ def test_fps_is_the_lower_bound_and_names_it():
 
 def test_a_dram_bound_below_one_fps_says_by_how_much():
     assert dram.below_one_fps(2.0) is None
-    message = dram.below_one_fps(0.25)
-    assert "0.25 FPS" in message and "factor of 4.0" in message
+    # 16 bits x 500 transfers/s x 0.5 = 4000 bits/s for the MVAU's 5600 bits per frame
+    slow = dram.DramPort("slow", 16, 0.0005, 64, 0.5)
+    design = fe.estimate(single_mvau(), fe.PartBudget(), CLOCK, 0.9, port=slow)
+    summary = design.dram_summary()
+    assert summary["bound"] == "dram" and summary["dram_bits_per_frame"] == 5600
+    assert "0.714 FPS" in summary["dram_warning"]
+    assert "below 1 FPS by a factor of 1.4" in summary["dram_warning"]
 
 
 def test_a_layer_without_weights_cannot_stream_them():
@@ -213,21 +218,29 @@ def test_external_weights_key_is_checked():
     assert config.EXTERNAL_WEIGHTS == "never"  # today's behaviour stays the default
 
 
-def test_cfg_summary_fit_on_a_tiny_image(capsys):
+def cfg_summary_fit(capsys, cfg, *settings):
     from modules.cli import main
 
-    argv = ["cfg-summary", "tinier-yolo", "--img-size", "32", "--fit", "--json", "--set"]
-    code = main([*argv, "EXTERNAL_WEIGHTS=auto", "TARGET_FPS=100"])
-    fit = json.loads(capsys.readouterr().out)["fit"]
-    assert code == 0 and fit["fits"]
-    assert len(fit["frontier"]) == 1  # the first target fits and the DRAM feeds it
-    assert fit["fps"] == min(fit["fps_compute_bound"], fit["fps_dram_bound"]) >= 100
-    assert fit["bound"] in ("compute", "dram")
+    argv = ["cfg-summary", str(cfg), "--img-size", "16", "--fit", "--json", "--set", *settings]
+    code = main([*argv, "TARGET_FPS=100"])
+    return code, json.loads(capsys.readouterr().out)["fit"]
+
+
+def test_cfg_summary_fit_on_a_tiny_image(capsys, tmp_path):
+    from test_darknet import TINY_CFG
+
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    code, fit = cfg_summary_fit(capsys, cfg, "EXTERNAL_WEIGHTS=auto")
+    assert code == 0 and fit["fits"] and fit["external_layers"] == {}  # all fits on chip
+    assert len(fit["frontier"]) == 1  # the first target fits
+    assert fit["fps"] == fit["fps_compute_bound"] >= 100 and fit["bound"] == "compute"
     assert set(fit["resources"]) == {"LUT", "FF", "BRAM36", "DSP"}
     assert all(row["fits"] for row in fit["resources"].values())
-    # every streamed layer reads its weights once per output pixel (4 x 4 at the last stage)
-    for bits in fit["external_layers"].values():
-        assert bits % 16 == 0
+    code, fit = cfg_summary_fit(capsys, cfg, "EXTERNAL_WEIGHTS=['MVAU_0']")
+    # the first conv: 3 x 3 x 3 x 8 weights of 8 bits, read for each of the 16 x 16 pixels
+    assert code == 0 and fit["external_layers"] == {"MVAU_0": 3 * 3 * 3 * 8 * 8 * 16 * 16}
+    assert fit["fps"] == min(fit["fps_compute_bound"], fit["fps_dram_bound"])
 
 
 def test_compile_reports_the_bound_and_streams_named_layers(tmp_path, capsys):
