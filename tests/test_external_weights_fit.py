@@ -264,3 +264,17 @@ def test_compile_reports_the_bound_and_streams_named_layers(tmp_path, capsys):
     assert streamed["dram_bits_per_frame"] > 784 * 64  # plus the input and output DMAs
     assert streamed["fps"] == min(streamed["fps_compute_bound"], streamed["fps_dram_bound"])
     assert streamed["totals"]["BRAM36"] < report["totals"]["BRAM36"]
+
+
+def test_notebook_statement_names_the_bound_and_qnn_mo_pynq():
+    from modules.hardware.external_weights_report import (
+        QNN_MO_PYNQ_TINIER_YOLO,
+        external_weights_statement,
+    )
+
+    design = fe.estimate(single_mvau(), fe.PartBudget(), CLOCK, 0.9, port=PORT)
+    text = external_weights_statement(design, 0.9, "tinier-yolo")
+    assert "dram-bound" in text and "MVAU_hls_0 (0 Mbit/frame)" in text
+    assert "139.4 ms" in text  # QNN-MO-PYNQ's hidden layers on the PYNQ-Z1
+    assert QNN_MO_PYNQ_TINIER_YOLO["accelerator_fps"] == pytest.approx(1e6 / 139_381)
+    assert "QNN-MO-PYNQ" not in external_weights_statement(design, 0.9, "dfire-lpyolo")

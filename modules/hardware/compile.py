@@ -10,7 +10,6 @@ FINN's per-layer estimates, which leaves those blocks out and has no FF model.
 
 import contextlib
 import json
-import math
 import sys
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -201,16 +200,6 @@ def _placed_design(flow, settings, budget):
     return estimate
 
 
-def dram_report(estimate):
-    """external_layers (generic name -> bits read per frame), dram_bits_per_frame,
-    fps_compute_bound, fps_dram_bound (None: no DRAM traffic), bound, and dram_warning
-    where the DRAM bound is below 1 FPS."""
-    summary = estimate.dram_summary()
-    if math.isinf(summary["fps_dram_bound"]):
-        summary["fps_dram_bound"] = None
-    return summary
-
-
 def _success(flow, settings, out_dir):
     budget = finn_estimates.PartBudget(part=settings.part)
     with contextlib.redirect_stdout(sys.stderr):
@@ -229,7 +218,9 @@ def _success(flow, settings, out_dir):
         "latency_ms": float(estimate.performance["latency_ms"]),
         "bottleneck_layer": estimate.performance["bottleneck_layer"],
         "fits": estimate.fits,
-        **dram_report(estimate),
+        # external_layers (generic name -> bits read per frame), dram_bits_per_frame,
+        # fps_compute_bound, fps_dram_bound (None: no DRAM traffic), bound, dram_warning
+        **estimate.dram_summary(),
         "totals": design_totals(estimate),
         "totals_holdout_error_pct": holdout_errors(block_models.load_coefficients()),
         "totals_holdout_error_abs": holdout_errors(

@@ -130,7 +130,10 @@ def fit_statement(fit, fraction):
         remedies.append("the first and last conv on the host (as QNN-MO-PYNQ ran tinier-yolo)")
     if fit.parts_that_fit:
         remedies.append(f"a part with more BRAM ({', '.join(fit.parts_that_fit)})")
-    remedies.append("a layer-by-layer design that streams weights from DRAM instead of dataflow")
+    remedies.append(
+        "the largest layers' weights streamed from DRAM (EXTERNAL_WEIGHTS = 'auto'; "
+        "`firesmoke cfg-summary CFG --fit` shows the FPS the DRAM bandwidth allows)"
+    )
     if not fit.parts_that_fit:
         remedies[-1] += " (no device in resources.PART_TABLE holds the weights in BRAM)"
     return (
@@ -344,9 +347,11 @@ def fit_text(fit):
     )
     streamed = fit["external_layers"].items()
     external = ", ".join(f"{k} ({v / 1e6:.1f} Mbit/frame)" for k, v in streamed)
+    dram_fps = fit["fps_dram_bound"]
+    dram_text = "no DRAM traffic" if dram_fps is None else f"DRAM {dram_fps:.1f} FPS"
     lines = [
         f"fit: fits the {where} within {budget}: {fit['fps']:.1f} FPS, {fit['bound']}-bound "
-        f"(compute {fit['fps_compute_bound']:.1f} FPS, DRAM {fit['fps_dram_bound']:.1f} FPS)",
+        f"(compute {fit['fps_compute_bound']:.1f} FPS, {dram_text})",
         f"  resources: {shares}",
         f"  weights from DRAM: {external or 'none'}",
     ]

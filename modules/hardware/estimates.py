@@ -211,13 +211,14 @@ class Estimate:
         return {self.generic_name(t.layer): t.bits_per_frame for t in layers}
 
     def dram_summary(self):
-        """The figures `firesmoke compile --json` and notebook 03 report (module doc)."""
+        """The figures `firesmoke compile --json` and notebook 03 report (module doc);
+        fps_dram_bound None: no DRAM traffic."""
         perf = self.performance
         summary = {
             "external_layers": self.external_layers,
             "dram_bits_per_frame": self.dram.bits_per_frame if self.external_layers else 0,
             "fps_compute_bound": perf["fps_compute_bound"],
-            "fps_dram_bound": perf["fps_dram_bound"],
+            "fps_dram_bound": None if np.isinf(perf["fps_dram_bound"]) else perf["fps_dram_bound"],
             "bound": perf["bound"],
             "dram_limited_by": self.dram.limiting() if self.external_layers else None,
         }
@@ -433,10 +434,7 @@ def choose_options(costs, rest, budget, fraction, dram_bits_per_s=None):
     hardware = np.array([name != DRAM for name in names])
 
     def score(total):
-        # fitting the part comes first (DRAM beyond its limit only lowers the FPS), then the
-        # highest share, DRAM included, then the sum
-        share = total / limit
-        return (max(share[hardware].max(), 1.0), share.max(), share.sum())
+        return _score(total / limit, hardware)
 
     total = rest[names].to_numpy() + cube[chosen, np.arange(len(layers))].sum(axis=0)
     while True:
@@ -452,15 +450,27 @@ def choose_options(costs, rest, budget, fraction, dram_bits_per_s=None):
     return choices, pd.Series(total, index=names)
 
 
+def _score(share, hardware):
+    """Fitting the part comes first (DRAM beyond its limit only lowers the FPS), then the
+    highest share, DRAM's included, then the sum."""
+    return (max(share[hardware].max(), 1.0), share.max(), share.sum())
+
+
 def choose_placement(costs, rest, budget, fraction, dram_bits_per_s):
     """EXTERNAL_WEIGHTS "auto": the local search alone can stop where a layer that should go
     back on chip cannot without another going off, so the sets of external layers are also
     tried in order of the DRAM traffic they need, least first, each with the local search
     deciding the rest on chip (sets that cannot fit even at every layer's smallest option are
-    skipped); the first set that fits the part is kept when it needs less DRAM traffic than
-    the local search's answer, or that answer does not fit. Returns (choices, totals)."""
+    skipped); the first set that fits the part is kept when it scores better than the local
+    search's answer (`_score`). Returns (choices, totals)."""
     names = [*BUDGET_RESOURCES, DRAM]
     limit = pd.Series(budget.limits(fraction))[list(BUDGET_RESOURCES)].to_numpy()
+    limits = np.append(limit, dram_bits_per_s)
+    hardware = np.array([name != DRAM for name in names])
+
+    def score(totals):
+        return _score(totals[names].to_numpy() / np.maximum(limits, 1e-6), hardware)
+
     greedy = choose_options(costs, rest, budget, fraction, dram_bits_per_s)
     external = [o for o in costs if o.endswith(f"/{EXTERNAL}")]
     layers = list(costs[external[0]].index)
@@ -476,16 +486,25 @@ def choose_placement(costs, rest, budget, fraction, dram_bits_per_s):
         if not feasible[index]:
             continue
         forced = [layer for layer, out in zip(layers, sets[index], strict=True) if out]
-        if not forced:
-            continue  # all on chip: the local search has tried that already
-        masked = {option: _forced(costs[option], option, forced) for option in costs}
+        masked = {option: _on_chip(costs[option], option, forced) for option in costs}
         choices, totals = choose_options(masked, rest, budget, fraction, dram_bits_per_s)
         if (totals[list(BUDGET_RESOURCES)].to_numpy() <= limit).all():
-            greedy_fits = (greedy[1][list(BUDGET_RESOURCES)].to_numpy() <= limit).all()
-            if not greedy_fits or totals[DRAM] < greedy[1][DRAM]:
-                return choices, totals
-            break
+            return (choices, totals) if score(totals) < score(greedy[1]) else greedy
     return greedy
+
+
+def _on_chip(table, option, external):
+    """`table` with the external option ruled out for every layer not in `external` and the
+    on-chip ones for those in it."""
+    return _forced(table, option, external) if external else _forced_on_chip(table, option)
+
+
+def _forced_on_chip(table, option):
+    if not option.endswith(f"/{EXTERNAL}"):
+        return table
+    table = table.copy()
+    table.loc[:, :] = np.inf
+    return table
 
 
 def _best_switches(cube, chosen, total, score, pairs):
