@@ -14,7 +14,8 @@ EXTERNAL_WEIGHTS=auto ...` (untrained model at the configured bit widths, FINN f
 
 Per variant: fits within 90 % of every resource, FPS (compute bound, DRAM bound, which holds),
 LUT/FF/BRAM36/DSP, the external layers and the bits they read per frame, what binds, and the
-frontier of targets. QNN-MO-PYNQ's published figure (`published_builds.QNN_MO_PYNQ_TINIER_YOLO`)
+frontier of targets; below the goal FPS, each streamed layer alone off chip at the goal (why
+the goal is missed). QNN-MO-PYNQ's published figure (`published_builds.QNN_MO_PYNQ_TINIER_YOLO`)
 is printed beside.
 """
 
@@ -60,11 +61,39 @@ def search(child, cfg, target_fps):
     }
 
 
+def why_not(child, cfg, fit, goal_fps):
+    """Below the goal: each streamed layer alone off chip at the goal, the rest on chip."""
+    if fit["fps"] is None or fit["fps"] >= goal_fps:
+        return
+    port = dram.port_from_config(cfg)
+    budget = estimates.budget_from_config(cfg)
+    for layer in fit["external_layers"]:
+        design = estimates.best_design(
+            child,
+            budget,
+            goal_fps,
+            cfg.CLOCK_MHZ,
+            cfg.RESOURCE_BUDGET_FRACTION,
+            cfg.MVAU_WWIDTH_MAX,
+            cfg.FIFO_SIZING,
+            [layer],
+            port,
+        )
+        share = design.totals["used"] / design.totals["limit"]
+        perf = design.performance
+        print(
+            f"  at {goal_fps:g} FPS with only {layer} streamed: fits {design.fits}, share of the "
+            f"budget {', '.join(f'{k} {100 * v:.0f} %' for k, v in share.items())}; compute "
+            f"{perf['fps_compute_bound']:.1f} FPS, DRAM {perf['fps_dram_bound']:.1f} FPS"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=416)
     parser.add_argument("--target-fps", type=float, default=20.0)
     parser.add_argument("--json", help="write both variants' fit here")
+    parser.add_argument("--goal-fps", type=float, default=10.0, help="seed 004's goal")
     args = parser.parse_args()
     values = config.apply("default", EXTERNAL_WEIGHTS="auto")
     cfg = types.SimpleNamespace(**values)
@@ -105,6 +134,7 @@ def main():
                 f" % fits {row['fits']} limiting {row['limiting_resource']} "
                 f"({row['limiting_layer']}), {row['external_layers']} external"
             )
+        why_not(child, cfg, fit, args.goal_fps)
     published = QNN_MO_PYNQ_TINIER_YOLO
     print(f"\nQNN-MO-PYNQ ({published['board']}): {published['statement']}")
     if args.json:
