@@ -127,6 +127,16 @@ MVAU_WWIDTH_MAX = 216
 # FIFO depths of the estimate: "backpressure" (a full FIFO stalls its producer, so chains stay
 # shallow and only fork-to-merge skips get depth) or "finn" (FINN's free-running sizing)
 FIFO_SIZING = "backpressure"
+# weights of MVAU/VVAU layers streamed from DRAM (mem_mode external, a weight DMA re-reads them
+# per output pixel): "never" | "auto" (the fit-to-part search moves a layer off chip where that
+# lowers the most used resource and the DRAM bandwidth allows) | [generic layer names, MVAU_3...]
+EXTERNAL_WEIGHTS = "never"
+# per board: DDR data width and rate, the HP port width (at CLOCK_MHZ) and the DDR controller's
+# efficiency (sources in modules/hardware/dram.py: Digilent/TUL manuals, Zynq-7000 TRM UG585)
+BOARD_DRAM = {
+    "Pynq-Z2": {"ddr_width_bits": 16, "ddr_rate_mts": 1050, "hp_port_bits": 64, "efficiency": 0.75},
+    "Pynq-Z1": {"ddr_width_bits": 16, "ddr_rate_mts": 1050, "hp_port_bits": 64, "efficiency": 0.75},
+}
 STANDALONE_THRESHOLDS = True  # thresholds as own layers: lets FINN use DSP-based RTL MVAUs
 FINN_VERIFY_IMAGES = 32  # test images through every FINN stage (python execution is slow)
 # notebook 03: synthesize the design's RTL layers with Yosys (firesmoke synth) and show the

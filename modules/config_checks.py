@@ -164,6 +164,26 @@ def _fifo_methods():
     return METHODS
 
 
+DRAM_FIELDS = ("ddr_width_bits", "ddr_rate_mts", "hp_port_bits", "efficiency")
+
+
+def board_dram_rule(value):
+    """BOARD_DRAM: {board: {ddr_width_bits, ddr_rate_mts, hp_port_bits, efficiency}}, all
+    positive, efficiency at most 1."""
+    expected = f"{{board: {{{', '.join(DRAM_FIELDS)}}}}} with positive numbers, efficiency <= 1"
+    if not isinstance(value, dict):
+        return expected
+    for figures in value.values():
+        if not isinstance(figures, dict) or sorted(figures) != sorted(DRAM_FIELDS):
+            return expected
+        numbers = [figures[k] for k in DRAM_FIELDS]
+        if any(isinstance(n, bool) or not isinstance(n, int | float) or n <= 0 for n in numbers):
+            return expected
+        if figures["efficiency"] > 1:
+            return expected
+    return None
+
+
 RULES = {
     "DATASET": choice(_datasets),
     "DEVICE": device,
@@ -214,6 +234,7 @@ RULES = {
     "FIT_TO_PART": boolean,
     "MVAU_WWIDTH_MAX": integer(1),
     "FIFO_SIZING": choice(_fifo_methods),
+    "BOARD_DRAM": board_dram_rule,
     "STANDALONE_THRESHOLDS": boolean,
     "FINN_VERIFY_IMAGES": integer(1),
     "SYNTH_CHECK": boolean,
@@ -242,8 +263,24 @@ def board_rule(value, values):
     return None if value in parts else f"one of BOARD_PARTS {sorted(parts)}"
 
 
+def external_weights_rule(value, values):
+    """EXTERNAL_WEIGHTS: "never", "auto" or a list of layer names; other than "never" the
+    BOARD needs its DRAM figures in BOARD_DRAM."""
+    names_ok = isinstance(value, list | tuple) and all(isinstance(n, str) and n for n in value)
+    if value not in ("never", "auto") and not names_ok:
+        return '"never", "auto" or a list of MVAU/VVAU layer names (e.g. ["MVAU_6"])'
+    board = values.get("BOARD")
+    if value != "never" and board not in values.get("BOARD_DRAM", {}):
+        return f"BOARD_DRAM figures for BOARD {board!r} (DDR width/rate, HP port, efficiency)"
+    return None
+
+
 # rules that read other keys: the board's part table, the names of every key
-RULES_WITH_CONTEXT = {"BOARD": board_rule, "RESUME_ALLOW_CHANGES": key_names}
+RULES_WITH_CONTEXT = {
+    "BOARD": board_rule,
+    "RESUME_ALLOW_CHANGES": key_names,
+    "EXTERNAL_WEIGHTS": external_weights_rule,
+}
 
 
 def problems(values):

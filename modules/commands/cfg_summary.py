@@ -1,10 +1,12 @@
-"""`firesmoke cfg-summary FILE.cfg`: what the Darknet importer builds, without training."""
+"""`firesmoke cfg-summary FILE.cfg [--fit]`: what the Darknet importer builds, without training;
+with --fit, whether the (untrained) model fits the board as a FINN design and how fast it is."""
 
 import sys
 import types
 
 import config
 from modules.commands._shared import add_profile_arguments, parse_overrides, print_json
+from modules.hardware.detector_fit import fit_text
 from modules.hardware.estimates import PartBudget
 from modules.models.darknet import plan_layers
 from modules.models.darknet_cfg import DarknetCfgError
@@ -21,6 +23,13 @@ def add_arguments(parser):
     parser.add_argument("--width-mult", type=float, default=None, help="DETECTOR_WIDTH_MULT")
     add_profile_arguments(parser, default="default")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="build the untrained model at the configured bit widths, run FINN and the "
+        "fit-to-part search (BOARD, CLOCK_MHZ, TARGET_FPS, EXTERNAL_WEIGHTS, ...): fits, FPS, "
+        "the bound that holds (compute or DRAM), external layers, resources (minutes at 416)",
+    )
 
 
 def main(args):
@@ -42,6 +51,8 @@ def main(args):
     part = PartBudget()
     totals["part_bram_bits"] = part.BRAM36 * 36 * 1024
     notes = finn_notes(plans, replacements)
+    img_size = args.img_size or spec.input_size[0]
+    fit = _fit(args.cfg, bits, width_mult, img_size, values) if args.fit else None
     if args.json:
         print_json(
             {
@@ -52,6 +63,7 @@ def main(args):
                 "totals": totals,
                 "finn": notes,
             }
+            | ({"fit": fit} if fit is not None else {})
         )
         return 0
     print(table.to_string())
@@ -71,4 +83,12 @@ def main(args):
             f"FINN: layer {note['layer']} (line {note['line']}, {note['type']}): "
             f"{note['issue']} -> {note['built_as']}"
         )
+    if fit is not None:
+        print("\n" + fit_text(fit))
     return 0
+
+
+def _fit(cfg, bits, width_mult, img_size, values):
+    from modules.hardware.detector_fit import config_fit
+
+    return config_fit(cfg, bits, width_mult, img_size, types.SimpleNamespace(**values))

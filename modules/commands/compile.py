@@ -64,6 +64,14 @@ def _print_text(report):
     print("  (±: largest error of that total on published designs left out of the model's fit)")
     print(f"FINN per-layer sum: {_totals_text(report['totals']['finn_per_layer'])}")
     print(f"fits: {report['fits']}")
+    if report["external_layers"]:
+        streamed = ", ".join(f"{k} {v / 1e6:.1f}" for k, v in report["external_layers"].items())
+        print(
+            f"weights from DRAM (Mbit/frame): {streamed}; {report['bound']}-bound: compute "
+            f"{report['fps_compute_bound']:.1f} FPS, DRAM {report['fps_dram_bound']:.1f} FPS"
+        )
+    if report.get("dram_warning"):
+        print(report["dram_warning"])
     print(f"design: {report['design']}")
 
 

@@ -217,8 +217,8 @@ def compute_rule(block, part):
     mem_mode = block.attrs.get("mem_mode") or ("const" if block.legacy else "internal_decoupled")
     writeable = bool(block.attrs.get("runtime_writeable_weights", 0))
     ram_style = block.attrs.get("ram_style") or "auto"
-    if mem_mode == "external":
-        bram, lutram, placement = 0.0, 0, "external"
+    if mem_mode == "external":  # the weight DMA feeding it is a block of its own
+        bram, lutram, rom, placement = 0.0, 0, 0, "external"
     elif mem_mode in ("const", "internal_embedded"):  # HLS ROM, partitioned per PE
         per_pe = _memory(width // pe, depth, ram_style)
         bram, rom, placement = pe * per_pe[0], pe * per_pe[1], "ROM"

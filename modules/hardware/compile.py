@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +22,7 @@ from qonnx.custom_op.registry import getCustomOp
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import placement
 from modules.dataflow.stage_check import with_child
-from modules.hardware import block_models
+from modules.hardware import block_models, dram
 from modules.hardware import estimates as finn_estimates
 from modules.hardware.design_estimate import holdout_errors
 
@@ -42,6 +42,11 @@ class CompileSettings:
     budget_fraction: float = 0.9
     mvau_wwidth_max: int = 36
     fifo_sizing: str = "backpressure"  # config.FIFO_SIZING
+    # config.EXTERNAL_WEIGHTS: "never", "auto" (the per-layer search at target_fps decides)
+    # or generic layer names (MVAU_3, ...); board_dram: config.BOARD_DRAM[BOARD]
+    external_weights: str | list = "never"
+    board: str = "Pynq-Z2"
+    board_dram: dict = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg, **overrides):
@@ -52,8 +57,22 @@ class CompileSettings:
             "budget_fraction": cfg.RESOURCE_BUDGET_FRACTION,
             "mvau_wwidth_max": cfg.MVAU_WWIDTH_MAX,
             "fifo_sizing": cfg.FIFO_SIZING,
+            "external_weights": cfg.EXTERNAL_WEIGHTS,
+            "board": cfg.BOARD,
+            "board_dram": cfg.BOARD_DRAM.get(cfg.BOARD, {}),
         }
         return cls(**settings | {k: v for k, v in overrides.items() if v is not None})
+
+    def dram_port(self):
+        """The board's dram.DramPort (None without figures: no layer may stream)."""
+        if not self.board_dram:
+            if self.external_weights != "never":
+                raise ValueError(
+                    f"EXTERNAL_WEIGHTS = {self.external_weights!r} needs config.BOARD_DRAM "
+                    f"figures for BOARD {self.board!r}"
+                )
+            return None
+        return dram.port_for_board(self.board, {self.board: self.board_dram})
 
 
 def stage_counts(reports, models=None):
@@ -149,17 +168,43 @@ def compile_model(qonnx_path, out_dir, settings):
     return _save(_success(flow, settings, out_dir) | {"placement": where}, out_dir)
 
 
+def _placed_design(flow, settings, budget):
+    """The Estimate of the design to save: the flow's folding with EXTERNAL_WEIGHTS applied
+    (named layers stream from DRAM), or with "auto" the per-layer search's design at the
+    target (where it puts each layer's weights)."""
+    port = settings.dram_port()
+    if settings.external_weights == "auto":
+        if settings.target_fps is None:
+            raise ValueError("EXTERNAL_WEIGHTS = 'auto' needs a target FPS (--target-fps)")
+        return finn_estimates.best_design(
+            flow.child,
+            budget,
+            settings.target_fps,
+            settings.clock_mhz,
+            settings.budget_fraction,
+            settings.mvau_wwidth_max,
+            settings.fifo_sizing,
+            "auto",
+            port,
+        )
+    names = finn_estimates.place_named_weights(flow.child, flow.folded, settings.external_weights)
+    estimate = finn_estimates.estimate(
+        flow.folded,
+        budget,
+        settings.clock_mhz,
+        settings.budget_fraction,
+        fifo_method=settings.fifo_sizing,
+        port=port,
+    )
+    estimate.names = names
+    return estimate
+
+
 def _success(flow, settings, out_dir):
     budget = finn_estimates.PartBudget(part=settings.part)
     with contextlib.redirect_stdout(sys.stderr):
-        estimate = finn_estimates.estimate(
-            flow.folded,
-            budget,
-            settings.clock_mhz,
-            settings.budget_fraction,
-            fifo_method=settings.fifo_sizing,
-        )
-    with_child(flow.parent, flow.folded, out_dir / ACCELERATOR_FILE).save(
+        estimate = _placed_design(flow, settings, budget)
+    with_child(flow.parent, estimate.folded, out_dir / ACCELERATOR_FILE).save(
         str(out_dir / DESIGN_FILE)
     )
     return {
@@ -173,6 +218,9 @@ def _success(flow, settings, out_dir):
         "latency_ms": float(estimate.performance["latency_ms"]),
         "bottleneck_layer": estimate.performance["bottleneck_layer"],
         "fits": estimate.fits,
+        # external_layers (generic name -> bits read per frame), dram_bits_per_frame,
+        # fps_compute_bound, fps_dram_bound (None: no DRAM traffic), bound, dram_warning
+        **estimate.dram_summary(),
         "totals": design_totals(estimate),
         "totals_holdout_error_pct": holdout_errors(block_models.load_coefficients()),
         "totals_holdout_error_abs": holdout_errors(

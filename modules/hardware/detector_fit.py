@@ -130,7 +130,10 @@ def fit_statement(fit, fraction):
         remedies.append("the first and last conv on the host (as QNN-MO-PYNQ ran tinier-yolo)")
     if fit.parts_that_fit:
         remedies.append(f"a part with more BRAM ({', '.join(fit.parts_that_fit)})")
-    remedies.append("a layer-by-layer design that streams weights from DRAM instead of dataflow")
+    remedies.append(
+        "the largest layers' weights streamed from DRAM (EXTERNAL_WEIGHTS = 'auto'; "
+        "`firesmoke cfg-summary CFG --fit` shows the FPS the DRAM bandwidth allows)"
+    )
     if not fit.parts_that_fit:
         remedies[-1] += " (no device in resources.PART_TABLE holds the weights in BRAM)"
     return (
@@ -166,6 +169,34 @@ class DetectorEstimate:
         row = row.sort_values("fps").iloc[-1]
         shares = {name: float(row[f"{name} %"]) for name in ("LUT", "FF", "BRAM36", "DSP")}
         return {"fps": float(row["fps"]), **shares, "fits": self.fits}
+
+    def fit(self, design=None):
+        """`firesmoke cfg-summary --fit`'s `fit`: fits, FPS (compute and DRAM bound, which
+        binds), the external layers with their bits per frame, the resources of the chosen
+        design (`design`: the fastest fitting one, else the one passed, e.g. the fastest
+        tried), what limits it, and the frontier of targets tried."""
+        design = self.best if self.best is not None else design
+        fit = {"fits": self.fits, "frontier": self.frontier.to_dict(orient="records")}
+        if design is None:
+            return fit | {"fps": None, "resources": None}
+        totals = design.totals
+        resources = {
+            name: {
+                "used": float(totals.loc[name, "used"]),
+                "available": int(totals.loc[name, "available"]),
+                "% of part": float(totals.loc[name, "% of part"]),
+                "fits": bool(totals.loc[name, "fits"]),
+            }
+            for name in totals.index
+        }
+        return fit | {
+            "fps": float(design.performance["fps"]),
+            **design.dram_summary(),
+            "bottleneck_layer": design.generic_name(design.performance["bottleneck_layer"]),
+            "choices": design.choices,
+            "resources": resources,
+            "limiting": design.limiting(),
+        }
 
 
 def calibrated_detector(cfg, bits, width_mult, img_size, images=4, steps=2, seed=0):
@@ -203,11 +234,15 @@ def detector_estimates(
     mvau_wwidth_max=216,
     work_dir=None,
     fifo_methods=("backpressure",),
+    external="never",
+    port=None,
+    refine=3,
 ):
     """Brevitas -> QONNX -> FINN flow -> `fit_to_part` for a Darknet cfg (module doc), once per
     FIFO sizing method in `fifo_methods` (config.FIFO_SIZING values; one flow for all);
-    returns {method: DetectorEstimate}. Intermediate files go to `work_dir` (default: a new
-    temporary folder)."""
+    returns {method: DetectorEstimate}. `external` (config.EXTERNAL_WEIGHTS) and `port`
+    (dram.DramPort) let the search stream weights from DRAM. Intermediate files go to
+    `work_dir` (default: a new temporary folder)."""
     from modules.dataflow import flow as finn_flow
     from modules.hardware import estimates
     from modules.quantization.export import export_qonnx_model
@@ -237,7 +272,10 @@ def detector_estimates(
             mvau_wwidth_max=mvau_wwidth_max,
             step=step,
             floor_fps=floor_fps,
+            refine=refine,
             fifo_method=method,
+            external=external,
+            port=port,
         )
         results[method] = DetectorEstimate(
             best,
@@ -258,3 +296,65 @@ def without_binary_flags(cfg, path):
     kept = [line for line in lines if line.replace(" ", "").strip() != "binary=1"]
     Path(path).write_text("".join(kept))
     return Path(path)
+
+
+def config_fit(cfg_file, bits, width_mult, img_size, cfg, work_dir=None):
+    """`fit` of `firesmoke cfg-summary --fit`: `detector_estimates` at the config's board,
+    clock, target FPS, budget, FIFO sizing and EXTERNAL_WEIGHTS (DetectorEstimate.fit)."""
+    from modules.hardware import dram
+    from modules.hardware.estimates import part_for_board
+
+    port = dram.port_from_config(cfg) if cfg.EXTERNAL_WEIGHTS != "never" else None
+    result = detector_estimates(
+        cfg_file,
+        bits,
+        width_mult,
+        img_size,
+        part=part_for_board(cfg.BOARD, cfg.BOARD_PARTS),
+        clock_mhz=cfg.CLOCK_MHZ,
+        fraction=cfg.RESOURCE_BUDGET_FRACTION,
+        target_fps=cfg.TARGET_FPS,
+        floor_fps=1.0,
+        mvau_wwidth_max=cfg.MVAU_WWIDTH_MAX,
+        work_dir=work_dir,
+        fifo_methods=(cfg.FIFO_SIZING,),
+        external=cfg.EXTERNAL_WEIGHTS,
+        port=port,
+    )[cfg.FIFO_SIZING]
+    return result.fit() | {
+        "board": cfg.BOARD,
+        "clock_MHz": cfg.CLOCK_MHZ,
+        "img_size": img_size,
+        "budget_fraction": cfg.RESOURCE_BUDGET_FRACTION,
+        "external_weights": cfg.EXTERNAL_WEIGHTS,
+    }
+
+
+def fit_text(fit):
+    """The `fit` dict in a few lines."""
+    where = f"{fit['board']} at {fit['clock_MHz']:g} MHz, {fit['img_size']}x{fit['img_size']}"
+    budget = f"{fit['budget_fraction']:.0%} of every resource"
+    if fit["fps"] is None:
+        fastest = max(fit["frontier"], key=lambda row: row["fps"])
+        return (
+            f"fit: does NOT fit the {where} within {budget} at any target tried; the fastest "
+            f"design tried ({fastest['fps']:.1f} FPS) is limited by {fastest['limiting_resource']}"
+            f" ({fastest['limiting_layer']})"
+        )
+    shares = ", ".join(
+        f"{name} {row['used']:.0f}/{row['available']} ({row['% of part']:.0f} %)"
+        for name, row in fit["resources"].items()
+    )
+    streamed = fit["external_layers"].items()
+    external = ", ".join(f"{k} ({v / 1e6:.1f} Mbit/frame)" for k, v in streamed)
+    dram_fps = fit["fps_dram_bound"]
+    dram_text = "no DRAM traffic" if dram_fps is None else f"DRAM {dram_fps:.1f} FPS"
+    lines = [
+        f"fit: fits the {where} within {budget}: {fit['fps']:.1f} FPS, {fit['bound']}-bound "
+        f"(compute {fit['fps_compute_bound']:.1f} FPS, {dram_text})",
+        f"  resources: {shares}",
+        f"  weights from DRAM: {external or 'none'}",
+    ]
+    if fit.get("dram_warning"):
+        lines.append(f"  {fit['dram_warning']}")
+    return "\n".join(lines)

@@ -5,18 +5,22 @@ The budget check uses the whole stitched design (`resources.py`: layers, FIFOs, 
 converters, DMA engines, AXI infrastructure, calibrated on published post-synthesis reports);
 FINN's own per-layer figures stay beside it as a second column. The search varies what FINN
 leaves to the user: per MVAU/VVAU the compute implementation (RTL on DSP slices, HLS on DSPs,
-HLS on LUTs) and the weight memory (BRAM or LUTRAM), for a sequence of target FPS values. The
-costs of every option are read once per target from whole-design variants (per compute layer,
-plus the rest of the design) and the per-layer choice is a local search that lowers the most
-used resource; the chosen design is then estimated as a whole. No Vivado is involved.
+HLS on LUTs) and the weight memory (BRAM or LUTRAM, or DRAM where config.EXTERNAL_WEIGHTS
+allows: the weights stream in through a weight DMA, `dram.py`), for a sequence of target FPS
+values. The costs of every option are read once per target from whole-design variants (per
+compute layer, plus the rest of the design) and the per-layer choice is a local search that
+lowers the most used resource, the DRAM bandwidth share at the target being one of them; the
+chosen design is then estimated as a whole. No Vivado is involved.
 
-Throughput here is the accelerator's: frames per second the slowest layer allows at the
-clock. It excludes the host's pre/post-processing, packing and DMA set-up per call, which
-notebook 05 measures end to end.
+Throughput here is the accelerator's: the lower of the compute bound (frames per second the
+slowest layer allows at the clock) and, with external weights, the DRAM bound (`dram.py`); the
+estimate names which binds. It excludes the host's pre/post-processing, packing and DMA
+set-up per call, which notebook 05 measures end to end.
 """
 
+import copy
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -25,8 +29,9 @@ import pandas as pd
 from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow import flow as finn_flow
+from modules.dataflow.external_weights import set_external_weights
 from modules.dataflow.setup import ensure_finn
-from modules.hardware import block_models, fifo_sizing, resources
+from modules.hardware import block_models, dram, fifo_sizing, resources
 
 # FINN has no LUT model for these (the estimate is 0): totals underestimate LUTs by their cost.
 NO_LUT_MODEL = (
@@ -44,6 +49,8 @@ EXCLUDES = "host pre/post-processing, input/output packing and DMA set-up per ca
 # Per-layer implementation options for MVAU/VVAU: (preferred_impl_style, resType).
 IMPLEMENTATIONS = {"rtl_dsp": ("rtl", "dsp"), "hls_dsp": ("hls", "dsp"), "hls_lut": ("hls", "lut")}
 WEIGHT_MEMORIES = ("block", "distributed")  # ram_style of internal_decoupled weights
+EXTERNAL = "external"  # the third weight memory: mem_mode external, weights from DRAM
+DRAM = "DRAM"  # the search's extra resource: bits/s at the target FPS vs the usable bandwidth
 
 
 @dataclass(frozen=True)
@@ -149,20 +156,27 @@ def over_budget(totals_table):
     return totals_table[~totals_table["fits"]]
 
 
-def performance(folded, table, clock_mhz):
-    """Accelerator throughput from the slowest layer, latency from FINN's critical path, at
-    the clock (excludes the host's share: see EXCLUDES)."""
+def performance(folded, table, clock_mhz, dram_bound=None):
+    """Accelerator throughput: the lower of the compute bound (the slowest layer) and the DRAM
+    bound (`dram_bound`, a dram.DramBound; none without external weights), with `bound`
+    naming which holds; latency from FINN's critical path, at the clock (excludes the host's
+    share: see EXCLUDES)."""
     from finn.analysis.fpgadataflow.dataflow_performance import dataflow_performance
     from finn.transformation.fpgadataflow.annotate_cycles import AnnotateCycles
 
     critical = folded.transform(AnnotateCycles()).analysis(dataflow_performance)
     bottleneck = table["cycles"].idxmax()
     max_cycles = int(table["cycles"].max())
+    compute_fps = clock_mhz * 1e6 / max_cycles
+    dram_fps = dram_bound.fps() if dram_bound is not None else float("inf")
     return {
         "clock_MHz": clock_mhz,
         "bottleneck_layer": bottleneck,
         "bottleneck_cycles": max_cycles,
-        "fps": clock_mhz * 1e6 / max_cycles,
+        "fps": min(compute_fps, dram_fps),
+        "fps_compute_bound": compute_fps,
+        "fps_dram_bound": dram_fps,
+        "bound": "dram" if dram_fps < compute_fps else "compute",
         "critical_path_cycles": int(critical["critical_path_cycles"]),
         "latency_ms": critical["critical_path_cycles"] / (clock_mhz * 1e3),
         "excludes": EXCLUDES,
@@ -180,10 +194,36 @@ class Estimate:
     totals: pd.DataFrame
     performance: dict
     choices: dict  # layer -> option name (empty: FINN's defaults)
+    dram: object = None  # dram.DramBound of the external layers
+    names: dict = field(default_factory=dict)  # folded layer -> generic HW layer name
+
+    def generic_name(self, layer):
+        return self.names.get(layer, layer)
 
     @property
     def fits(self):
         return bool(self.totals["fits"].all())
+
+    @property
+    def external_layers(self):
+        """External layer -> bits it reads from DRAM per frame."""
+        layers = self.dram.layers if self.dram else []
+        return {self.generic_name(t.layer): t.bits_per_frame for t in layers}
+
+    def dram_summary(self):
+        """The figures `firesmoke compile --json` and notebook 03 report (module doc);
+        fps_dram_bound None: no DRAM traffic."""
+        perf = self.performance
+        summary = {
+            "external_layers": self.external_layers,
+            "dram_bits_per_frame": self.dram.bits_per_frame if self.external_layers else 0,
+            "fps_compute_bound": perf["fps_compute_bound"],
+            "fps_dram_bound": None if np.isinf(perf["fps_dram_bound"]) else perf["fps_dram_bound"],
+            "bound": perf["bound"],
+            "dram_limited_by": self.dram.limiting() if self.external_layers else None,
+        }
+        warning = dram.below_one_fps(perf["fps_dram_bound"])
+        return summary | ({"dram_warning": warning} if warning else {})
 
     def limiting(self):
         """The most-used resource (share of its limit) and the block using most of it."""
@@ -196,16 +236,22 @@ class Estimate:
         }
 
 
-def estimate(folded, budget, clock_mhz, fraction, choices=None, fifo_method=FIFO_DEFAULT):
+def estimate(
+    folded, budget, clock_mhz, fraction, choices=None, fifo_method=FIFO_DEFAULT, port=None
+):
+    """The Estimate of a folded design; `port` (dram.DramPort, config.BOARD_DRAM) gives the
+    DRAM bound of its external-weight layers (a design with some needs one)."""
     layers = layer_table(folded, budget.part)
     blocks = resources.block_table(folded, budget.part, fifo_method=fifo_method)
+    bound = dram.dram_bound(folded, port, clock_mhz)
     return Estimate(
         folded,
         layers,
         blocks,
         totals(blocks, layers, budget, fraction),
-        performance(folded, layers, clock_mhz),
+        performance(folded, layers, clock_mhz, bound),
         choices or {},
+        bound,
     )
 
 
@@ -217,12 +263,47 @@ def compute_layers(model):
     return [n.name for n in model.graph.node if n.op_type in ("MVAU", "VVAU")]
 
 
-def _option_names():
-    return [f"{impl}/{memory}" for impl in IMPLEMENTATIONS for memory in WEIGHT_MEMORIES]
+def _option_names(external=False):
+    memories = (*WEIGHT_MEMORIES, EXTERNAL) if external else WEIGHT_MEMORIES
+    return [f"{impl}/{memory}" for impl in IMPLEMENTATIONS for memory in memories]
+
+
+def external_choice(setting, generic):
+    """(external option allowed, layers forced external) for config.EXTERNAL_WEIGHTS:
+    "never", "auto" (the search decides) or a list of the generic HW graph's layer names
+    (MVAU_3, ...: those external, the search decides the rest among the on-chip memories).
+    A name not in the graph, or of a layer that is no MVAU/VVAU, is an error naming it."""
+    if setting == "never":
+        return False, []
+    if setting == "auto":
+        return True, []
+    try:
+        set_external_weights(copy.deepcopy(generic), setting)
+    except ValueError as error:
+        raise ValueError(f"{error} (MVAU/VVAU layers: {compute_layers(generic)})") from None
+    return True, list(setting)
+
+
+def place_named_weights(generic, folded, setting):
+    """Stream the weights of the layers EXTERNAL_WEIGHTS names (generic names, as the search
+    uses them) in a design folded outside the search; returns folded -> generic layer names.
+    "auto" needs the search, so it is an error here."""
+    names = original_names(generic, folded)
+    if setting == "auto":
+        raise ValueError(
+            "EXTERNAL_WEIGHTS = 'auto' needs the per-layer search; with a fixed folding "
+            "(FOLDING_CONFIG_FILE / --folding) name the layers to stream instead"
+        )
+    if setting != "never":
+        external_choice(setting, generic)  # every name checked, errors name the layer
+        folded_names = {name: folded_name for folded_name, name in names.items()}
+        set_external_weights(folded, [folded_names[name] for name in setting])
+    return names
 
 
 def build_design(generic, part, target_fps, clock_mhz, choices, mvau_wwidth_max=36):
-    """Specialize and fold `generic` with per-layer options (layer -> "impl/memory")."""
+    """Specialize and fold `generic` with per-layer options (layer -> "impl/memory"; memory
+    "external" streams the layer's weights from DRAM)."""
     vvaus = {n.name for n in generic.graph.node if n.op_type == "VVAU"}
     styles = {
         # FINN has RTL VVAUs only on Versal: ask for HLS (DSP) rather than get a fallback warning
@@ -233,7 +314,8 @@ def build_design(generic, part, target_fps, clock_mhz, choices, mvau_wwidth_max=
     folded, _ = finn_flow.fold(
         specialized, target_fps=target_fps, clock_mhz=clock_mhz, mvau_wwidth_max=mvau_wwidth_max
     )
-    originals = _original_names(generic, specialized)
+    originals = original_names(generic, specialized)
+    external = []
     for node in folded.graph.node:
         option = choices.get(originals.get(node.name, ""))
         if option is None:
@@ -242,24 +324,42 @@ def build_design(generic, part, target_fps, clock_mhz, choices, mvau_wwidth_max=
         instance = getCustomOp(node)
         if node.op_type.endswith("_hls"):  # RTL MVAUs are DSP-only; resType applies to HLS
             instance.set_nodeattr("resType", IMPLEMENTATIONS[impl][1])
-        instance.set_nodeattr("ram_style", memory)
-    return folded
+        if memory == EXTERNAL:
+            external.append(node.name)
+        else:
+            instance.set_nodeattr("ram_style", memory)
+    return set_external_weights(folded, external)
 
 
-def _original_names(generic, specialized):
-    # SpecializeLayers keeps node order and renames X_n to X_hls_m / X_rtl_m
+def original_names(generic, specialized):
+    """Specialized (folded) layer name -> the generic HW graph's name.
+    SpecializeLayers keeps node order and renames X_n to X_hls_m / X_rtl_m."""
     return {s.name: g.name for g, s in zip(generic.graph.node, specialized.graph.node, strict=True)}
 
 
 def option_costs(
-    generic, budget, target_fps, clock_mhz, mvau_wwidth_max=36, fifo_method=FIFO_DEFAULT
+    generic,
+    budget,
+    target_fps,
+    clock_mhz,
+    mvau_wwidth_max=36,
+    fifo_method=FIFO_DEFAULT,
+    external="never",
+    port=None,
 ):
-    """Per compute layer and option: LUT, FF, BRAM36, DSP of the whole-design model (and the
-    rest of the design with FINN defaults, FIFOs, converters, DMA and AXI included, under the
-    second return value)."""
+    """Per compute layer and option: LUT, FF, BRAM36, DSP of the whole-design model, the
+    weight DMA of an external layer included, and DRAM: the bits per second an external
+    layer reads at `target_fps` (inf where its own DMA cannot feed that rate, or where
+    `external` rules the option out). The second return value is the rest of the design with
+    FINN defaults (FIFOs, converters, I/O DMAs and AXI included; DRAM: the I/O DMAs' traffic
+    once any layer may stream). `external`: config.EXTERNAL_WEIGHTS."""
     layers = compute_layers(generic)
+    allowed, forced = external_choice(external, generic)
+    if allowed and port is None:
+        raise ValueError("EXTERNAL_WEIGHTS other than 'never' needs the board's config.BOARD_DRAM")
+    names = list(BUDGET_RESOURCES)
     costs, rest = {}, None
-    for option in _option_names():
+    for option in _option_names(allowed):
         design = build_design(
             generic,
             budget.part,
@@ -269,45 +369,166 @@ def option_costs(
             mvau_wwidth_max,
         )
         blocks = resources.block_table(design, budget.part, fifo_method=fifo_method)
-        per_block = blocks.rename(index=_original_names(generic, design))
-        costs[option] = per_block.loc[layers, list(BUDGET_RESOURCES)]
+        originals = original_names(generic, design)
+        per_block = blocks.rename(index=originals)
+        table = per_block.loc[layers, names].copy()
+        dmas = per_block[per_block["weights_of"].notna()]
+        for owner, rows in dmas.groupby("weights_of"):  # a weight DMA counts to its layer
+            table.loc[originals[owner], names] += rows[names].sum()
+        table[DRAM] = _dram_rates(design, originals, port, clock_mhz, target_fps, layers)
+        costs[option] = _forced(table, option, forced)
         if rest is None:
-            rest = per_block.drop(index=layers)[list(BUDGET_RESOURCES)].sum()
+            rest = per_block.drop(index=[*layers, *dmas.index])[names].sum()
+            io_bits = dram.io_bits_per_frame(design) if allowed else 0
+            rest[DRAM] = io_bits * target_fps
     return costs, rest
 
 
-def choose_options(costs, rest, budget, fraction):
+def _dram_rates(design, originals, port, clock_mhz, target_fps, layers):
+    """Bits per second each layer reads from DRAM at the target (0 on chip), scaled up where
+    its own DMA is narrower than the shared bandwidth, so that its share is at least its
+    DMA's share."""
+    rates = pd.Series(0.0, index=layers)
+    if port is None:
+        return rates
+    usable = port.usable_bits_per_s(clock_mhz)
+    for traffic in dram.dram_bound(design, port, clock_mhz).layers:
+        narrow = usable / (traffic.interface_bits * clock_mhz * 1e6)
+        rates[originals[traffic.layer]] = traffic.bits_per_frame * target_fps * max(1.0, narrow)
+    return rates
+
+
+def _forced(table, option, forced):
+    """Rule out what EXTERNAL_WEIGHTS forbids: on-chip options for the layers it names, the
+    external option for the others."""
+    if not forced:
+        return table
+    table = table.copy()
+    external = option.endswith(f"/{EXTERNAL}")
+    ruled_out = [layer for layer in table.index if (layer in forced) != external]
+    table.loc[ruled_out, :] = np.inf
+    return table
+
+
+def choose_options(costs, rest, budget, fraction, dram_bits_per_s=None):
     """Local search: start every layer at its smallest-LUT option, then repeatedly make the one
-    switch that most lowers the highest resource share (share of its limit), until none does.
-    Returns (layer -> option, totals as a Series)."""
+    switch that most lowers the highest resource share (share of its limit), or when no single
+    switch does, the best pair of switches, until none does.
+    With `dram_bits_per_s` (the usable DRAM bandwidth) the costs' DRAM column (bits/s at the
+    target) is one more resource: a layer moves off chip where that is needed to fit the part,
+    or where it lowers the highest share, DRAM's included. Returns (layer -> option, totals as
+    a Series)."""
     names = list(BUDGET_RESOURCES)
     limits = pd.Series(budget.limits(fraction))
+    if dram_bits_per_s is not None:
+        names.append(DRAM)
+        limits[DRAM] = dram_bits_per_s
     options = list(costs)
     layers = list(costs[options[0]].index)
     cube = np.stack([costs[o].loc[layers, names].to_numpy() for o in options])  # O,L,R
-    chosen = cube[:, :, 0].argmin(axis=0)
+    # smallest LUT among the options allowed (a ruled-out option costs inf everywhere)
+    chosen = np.where(np.isfinite(cube).all(axis=2), cube[:, :, 0], np.inf).argmin(axis=0)
     # a resource with no budget at all (e.g. DSP=0) gets a tiny limit: any use dominates
     limit = np.maximum(limits[names].to_numpy(), 1e-6)
 
+    hardware = np.array([name != DRAM for name in names])
+
     def score(total):
-        share = total / limit
-        return (share.max(), share.sum())
+        return _score(total / limit, hardware)
 
     total = rest[names].to_numpy() + cube[chosen, np.arange(len(layers))].sum(axis=0)
     while True:
-        best = (score(total), None)
-        for layer in range(len(layers)):
-            current = cube[chosen[layer], layer]
-            for option in range(len(options)):
-                candidate = total - current + cube[option, layer]
-                if score(candidate) < best[0]:
-                    best = (score(candidate), (layer, option, candidate))
-        if best[1] is None:
+        moves = _best_switches(cube, chosen, total, score, pairs=False)
+        if not moves:  # a pair of switches: one layer off chip, another back on, and the like
+            moves = _best_switches(cube, chosen, total, score, pairs=True)
+        if not moves:
             break
-        layer, option, total = best[1]
-        chosen[layer] = option
+        for layer, option in moves:
+            total = total - cube[chosen[layer], layer] + cube[option, layer]
+            chosen[layer] = option
     choices = {layer: options[o] for layer, o in zip(layers, chosen, strict=True)}
     return choices, pd.Series(total, index=names)
+
+
+def _score(share, hardware):
+    """Fitting the part comes first (DRAM beyond its limit only lowers the FPS), then the
+    highest share, DRAM's included, then the sum."""
+    return (max(share[hardware].max(), 1.0), share.max(), share.sum())
+
+
+def choose_placement(costs, rest, budget, fraction, dram_bits_per_s):
+    """EXTERNAL_WEIGHTS "auto": the local search alone can stop where a layer that should go
+    back on chip cannot without another going off, so the sets of external layers are also
+    tried in order of the DRAM traffic they need, least first, each with the local search
+    deciding the rest on chip (sets that cannot fit even at every layer's smallest option are
+    skipped); the first set that fits the part is kept when it scores better than the local
+    search's answer (`_score`). Returns (choices, totals)."""
+    names = [*BUDGET_RESOURCES, DRAM]
+    limit = pd.Series(budget.limits(fraction))[list(BUDGET_RESOURCES)].to_numpy()
+    limits = np.append(limit, dram_bits_per_s)
+    hardware = np.array([name != DRAM for name in names])
+
+    def score(totals):
+        return _score(totals[names].to_numpy() / np.maximum(limits, 1e-6), hardware)
+
+    greedy = choose_options(costs, rest, budget, fraction, dram_bits_per_s)
+    external = [o for o in costs if o.endswith(f"/{EXTERNAL}")]
+    layers = list(costs[external[0]].index)
+
+    def smallest(options):
+        return np.stack([costs[o].loc[layers, names].to_numpy() for o in options]).min(axis=0)
+
+    off, on = smallest(external), smallest([o for o in costs if o not in external])
+    sets = np.array(list(np.ndindex(*(2,) * len(layers))), dtype=float)  # 2^L x L
+    bound = rest[names].to_numpy() + sets @ off + (1 - sets) @ on  # lowest totals per set
+    feasible = (bound[:, : len(limit)] <= limit).all(axis=1)
+    for index in np.argsort(bound[:, -1], kind="stable"):
+        if not feasible[index]:
+            continue
+        forced = [layer for layer, out in zip(layers, sets[index], strict=True) if out]
+        masked = {option: _on_chip(costs[option], option, forced) for option in costs}
+        choices, totals = choose_options(masked, rest, budget, fraction, dram_bits_per_s)
+        if (totals[list(BUDGET_RESOURCES)].to_numpy() <= limit).all():
+            return (choices, totals) if score(totals) < score(greedy[1]) else greedy
+    return greedy
+
+
+def _on_chip(table, option, external):
+    """`table` with the external option ruled out for every layer not in `external` and the
+    on-chip ones for those in it."""
+    return _forced(table, option, external) if external else _forced_on_chip(table, option)
+
+
+def _forced_on_chip(table, option):
+    if not option.endswith(f"/{EXTERNAL}"):
+        return table
+    table = table.copy()
+    table.loc[:, :] = np.inf
+    return table
+
+
+def _best_switches(cube, chosen, total, score, pairs):
+    """The one switch (layer, option), or with `pairs` the two switches of different layers,
+    that most lower the score; [] when none does."""
+    singles = [
+        (layer, option, total - cube[chosen[layer], layer] + cube[option, layer])
+        for layer in range(cube.shape[1])
+        for option in range(cube.shape[0])
+        if option != chosen[layer]
+    ]
+    best, moves = score(total), []
+    for index, (layer, option, after) in enumerate(singles):
+        if not pairs:
+            if score(after) < best:
+                best, moves = score(after), [(layer, option)]
+            continue
+        for other, second, _ in singles[index + 1 :]:
+            if other == layer:
+                continue
+            candidate = after - cube[chosen[other], other] + cube[second, other]
+            if score(candidate) < best:
+                best, moves = score(candidate), [(layer, option), (other, second)]
+    return moves
 
 
 def best_design(
@@ -318,12 +539,23 @@ def best_design(
     fraction=0.9,
     mvau_wwidth_max=36,
     fifo_method=FIFO_DEFAULT,
+    external="never",
+    port=None,
 ):
-    """The per-layer options that best fit the part at one target FPS, estimated."""
-    costs, rest = option_costs(generic, budget, target_fps, clock_mhz, mvau_wwidth_max, fifo_method)
-    choices, _ = choose_options(costs, rest, budget, fraction)
+    """The per-layer options that best fit the part at one target FPS, estimated.
+    `external`: config.EXTERNAL_WEIGHTS; `port`: the board's dram.DramPort."""
+    costs, rest = option_costs(
+        generic, budget, target_fps, clock_mhz, mvau_wwidth_max, fifo_method, external, port
+    )
+    bandwidth = port.usable_bits_per_s(clock_mhz) if external != "never" else None
+    if external == "auto":
+        choices, _ = choose_placement(costs, rest, budget, fraction, bandwidth)
+    else:
+        choices, _ = choose_options(costs, rest, budget, fraction, bandwidth)
     folded = build_design(generic, budget.part, target_fps, clock_mhz, choices, mvau_wwidth_max)
-    return estimate(folded, budget, clock_mhz, fraction, choices, fifo_method)
+    result = estimate(folded, budget, clock_mhz, fraction, choices, fifo_method, port)
+    result.names = original_names(generic, folded)
+    return result
 
 
 def target_sequence(target_fps, floor_fps=1.0, step=0.8):
@@ -347,12 +579,16 @@ def fit_to_part(
     floor_fps=1.0,
     refine=3,
     fifo_method=FIFO_DEFAULT,
+    external="never",
+    port=None,
 ):
     """Lower the target FPS until the best per-layer options fit the budget (fit=True), then
     bisect `refine` times between the last failing and the first fitting target; fit=False
     only evaluates `target_fps`. When the target does not fit, the lowest target (floor_fps)
     is tried next: resources grow with the target, so if it does not fit either, none between
-    will and the search stops there. Returns (best fitting Estimate or None, frontier).
+    will and the search stops there. With external weights a target counts as met only when
+    the DRAM bound reaches it too; the best is the fastest fitting design of all tried.
+    Returns (best fitting Estimate or None, frontier).
 
     Each frontier row: target, achieved FPS (FINN's folding may not reach the target), LUT /
     FF / BRAM36 / DSP % of part (whole design) and FINN's per-layer LUT/BRAM36/DSP %, fits,
@@ -365,13 +601,23 @@ def fit_to_part(
         if target in seen:
             return seen[target]
         result = best_design(
-            generic, budget, target, clock_mhz, fraction, mvau_wwidth_max, fifo_method
+            generic,
+            budget,
+            target,
+            clock_mhz,
+            fraction,
+            mvau_wwidth_max,
+            fifo_method,
+            external,
+            port,
         )
         rows.append(_frontier_row(target, result))
         if result.fits and (best is None or result.performance["fps"] > best.performance["fps"]):
             best = result
-        seen[target] = result.fits
-        return result.fits
+        # a design that fits only by streaming more weights than the DRAM can feed at this
+        # target runs slower than it: a lower target may stream fewer and run faster
+        seen[target] = result.fits and result.performance["fps_dram_bound"] >= target
+        return seen[target]
 
     targets = target_sequence(target_fps, floor_fps, step) if fit else [target_fps]
     if len(targets) > 1 and not evaluate(targets[0]) and not evaluate(targets[-1]):
@@ -403,6 +649,10 @@ def _frontier_row(target, result):
         "limiting_resource": limiting["resource"],
         "limiting_layer": limiting["layer"],
         "bottleneck_layer": result.performance["bottleneck_layer"],
+        "fps_compute_bound": result.performance["fps_compute_bound"],
+        "fps_dram_bound": result.performance["fps_dram_bound"],
+        "bound": result.performance["bound"],
+        "external_layers": len(result.external_layers),
     }
 
 
@@ -414,12 +664,22 @@ def frontier(
     fraction=0.9,
     mvau_wwidth_max=36,
     fifo_method=FIFO_DEFAULT,
+    external="never",
+    port=None,
 ):
     """Best-fitting resource use at each target FPS (the FPS/resource trade-off)."""
     rows = []
     for target in targets:
         design = best_design(
-            generic, budget, target, clock_mhz, fraction, mvau_wwidth_max, fifo_method
+            generic,
+            budget,
+            target,
+            clock_mhz,
+            fraction,
+            mvau_wwidth_max,
+            fifo_method,
+            external,
+            port,
         )
         rows.append(_frontier_row(target, design))
     return pd.DataFrame(rows)
@@ -453,6 +713,7 @@ def save_report(result, out_dir, budget, fraction, frontier_table=None, fifo_met
         "fits": result.fits,
         "limiting": result.limiting(),
         "choices": result.choices,
+        "dram": result.dram_summary(),
         "model": MODEL_NOTE,
         "fifo_sizing": " ".join(fifo_sizing.__doc__.split()),  # method and assumptions
         "fifo_method": fifo_method,

@@ -29,8 +29,9 @@ from functools import partial
 import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 
+from modules.dataflow.external_weights import external_weight_layers
 from modules.dataflow.setup import ensure_finn
-from modules.hardware import block_fit, block_models, fifo_sizing
+from modules.hardware import block_fit, block_models, dram, fifo_sizing
 from modules.hardware.dsp_packing import dsp_a_width, mvu_dsp_slices, mvu_lanes
 
 RESOURCES = ("LUT", "FF", "BRAM36", "DSP")
@@ -414,8 +415,12 @@ def block_table(folded, part, depths=None, fifo_method=fifo_sizing.METHODS[0], c
     estimates = stitched.analysis(partial(res_estimation, fpgapart=part))
     blocks = [node_block(stitched, node) for node in stitched.graph.node]
     blocks += [block_models.Block(name, "IODMA", {}) for name in ("dma_in", "dma_out")]
+    weight_dmas = weight_dma_blocks(stitched)
+    blocks += [block for block, _ in weight_dmas]
     table, _ = block_fit.estimate_design(blocks, part, coefficients)
     table = table.rename(columns={"rule": "source"}).set_index("block")
+    owners = {block.name: layer for block, layer in weight_dmas}
+    table["weights_of"] = [owners.get(block) for block in table.index]
     table["type"] = [block_type(op) for op in table["op_type"]]
     table.loc[table["kind"] == "IODMA", "type"] = "DMA"
     table.loc[table["kind"] == "shell", "type"] = "AXI"
@@ -429,6 +434,26 @@ def block_table(folded, part, depths=None, fifo_method=fifo_sizing.METHODS[0], c
     if not has_uram(part):
         _rtl_memories_as_yosys_maps_them(table, stitched)
     return table
+
+
+def weight_dma_blocks(stitched, max_width=dram.PYNQ_PORT_WIDTH):
+    """What InsertIODMA(insert_extmemw=True) adds per external MVAU/VVAU: an IODMA (the
+    published IODMA blocks' cost) whose AXI-MM word goes through its built-in HLS width
+    converter to the layer's weight stream when the widths differ. It runs after the FIFO
+    step and its stream width equals the layer's, so no FIFO or converter is added outside
+    it. Returns [(Block, layer name)]."""
+    nodes = {node.name: node for node in stitched.graph.node}
+    blocks = []
+    for name in external_weight_layers(stitched):
+        traffic = dram.layer_traffic(nodes[name], max_width)
+        blocks.append((block_models.Block(f"{name}_weight_dma", "IODMA", {}), name))
+        if traffic.interface_bits != traffic.stream_bits:
+            widths = {"inWidth": traffic.interface_bits, "outWidth": traffic.stream_bits}
+            dwc = block_models.Block(
+                f"{name}_weight_dma_dwc", "StreamingDataWidthConverter_hls", widths
+            )
+            blocks.append((dwc, name))
+    return blocks
 
 
 def _rtl_memories_as_yosys_maps_them(table, stitched):

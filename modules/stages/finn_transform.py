@@ -15,6 +15,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check
+from modules.hardware import dram
 from modules.hardware import estimates as finn_estimates
 from modules.hardware.emulator import Emulator
 from modules.hardware.fifo_config import save_fifo_config
@@ -46,13 +47,18 @@ def compile_qonnx(cfg, paths, qonnx_path):
 def choose_design(cfg, flow):
     """The folded design to build: the user's folding JSON as given, or the automatic
     per-layer search (lowering the target until it fits when FIT_TO_PART). Returns
-    (Estimate, frontier DataFrame or None)."""
+    (Estimate, frontier DataFrame or None). EXTERNAL_WEIGHTS lets the search stream weights
+    from DRAM (the FPS is then the lower of the compute and the DRAM bound)."""
     budget = finn_estimates.budget_from_config(cfg)
     fraction = cfg.RESOURCE_BUDGET_FRACTION
+    port = dram.port_from_config(cfg) if cfg.EXTERNAL_WEIGHTS != "never" else None
+    external = {"external": cfg.EXTERNAL_WEIGHTS, "port": port}
     if cfg.FOLDING_CONFIG_FILE:
+        names = finn_estimates.place_named_weights(flow.child, flow.folded, cfg.EXTERNAL_WEIGHTS)
         design = finn_estimates.estimate(
-            flow.folded, budget, cfg.CLOCK_MHZ, fraction, fifo_method=cfg.FIFO_SIZING
+            flow.folded, budget, cfg.CLOCK_MHZ, fraction, fifo_method=cfg.FIFO_SIZING, port=port
         )
+        design.names = names
         return design, None
     best, frontier = finn_estimates.fit_to_part(
         flow.child,
@@ -63,6 +69,7 @@ def choose_design(cfg, flow):
         fit=cfg.FIT_TO_PART,
         mvau_wwidth_max=cfg.MVAU_WWIDTH_MAX,
         fifo_method=cfg.FIFO_SIZING,
+        **external,
     )
     if best is None:  # nothing fits (or FIT_TO_PART is off and the target does not fit)
         best = finn_estimates.best_design(
@@ -73,6 +80,7 @@ def choose_design(cfg, flow):
             fraction,
             cfg.MVAU_WWIDTH_MAX,
             cfg.FIFO_SIZING,
+            **external,
         )
     return best, frontier
 
