@@ -79,6 +79,11 @@ def stream_geometry(model, node):
     mw, mh, pe, simd = (int(op.get_nodeattr(k)) for k in ("MW", "MH", "PE", "SIMD"))
     wdt = op.get_input_datatype(1)
     width = pe * simd * wdt.bitwidth()
+    if mw * mh * wdt.bitwidth() % 8:  # InsertIODMA's interface width must be whole bytes
+        raise ValueError(
+            f"{node.name}: {mw} x {mh} weights of {wdt.bitwidth()} bit are not whole bytes; "
+            "FINN's weight DMA moves bytes: keep this layer's weights on chip"
+        )
     if -(-width // 4) * 4 % 8:  # to_external_tensor writes whole hex digit pairs per word
         raise ValueError(
             f"{node.name}: a weight stream word of PE {pe} x SIMD {simd} x {wdt.bitwidth()} bit "

@@ -19,6 +19,9 @@ from modules import board as board_runtime
 from modules.board.accelerator import EmulatedAccelerator, load_io_spec
 from modules.board.preprocess import file_input
 from modules.board.self_check import record_self_check
+from modules.board.weights import load_external_weights
+from modules.deployment import weight_files
+from modules.hardware.estimates import part_for_board
 from modules.vivado.build import copy_model
 
 NCHW_TO_NHWC = [0, 2, 3, 1]
@@ -255,13 +258,44 @@ def _copy_bitfile(bitfile, hwh, target):
         shutil.copy2(hwh, bit_copy.with_suffix(".hwh"))
 
 
+DRIVER_IO_KEYS = (
+    "idma_names",
+    "odma_names",
+    "number_of_external_weights",
+    "external_weights_input_shapes",
+)
+
+
 def _driver_io_names(driver_dir):
-    """IODMA names from the built driver's settings.json (the real instance names)."""
+    """IODMA names and weight DMAs from the built driver's settings.json (the real instance
+    names)."""
     settings = Path(driver_dir) / "settings.json"
     if not settings.is_file():
         return {}
     shapes = json.loads(settings.read_text())["driver_information"].get("io_shape_dict", {})
-    return {key: shapes[key] for key in ("idma_names", "odma_names") if key in shapes}
+    return {key: shapes[key] for key in DRIVER_IO_KEYS if key in shapes}
+
+
+def _external_weights(cfg, paths, model_path, io_spec, built):
+    """io_spec with the weight DMAs of a design whose MVAUs stream weights from DRAM: their
+    files in deploy/driver/runtime_weights/ (a build's own, else written here as FINN's
+    driver generation would) and the driver's io_shape_dict entries."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    model = ModelWrapper(str(model_path))
+    if not weight_files.external_weight_layers(model):
+        return io_spec
+    plan = weight_files.dma_plan(model, part_for_board(cfg.BOARD, cfg.BOARD_PARTS))
+    target = paths.deploy_runtime_weights
+    if built:
+        records = weight_files.built_weight_files(plan, target)
+    else:
+        if target.exists():
+            shutil.rmtree(target)  # no stale buffers of an earlier design
+        records = weight_files.write_weight_files(model, plan, target)
+        io_spec["io_shape_dict"].update(weight_files.io_shape_entries(plan))
+    io_spec["external_weights"] = records
+    return io_spec
 
 
 def copy_board_runtime(paths):
@@ -291,6 +325,7 @@ def make_deployment_package(
     if driver_dir is not None:
         shutil.copytree(driver_dir, paths.deploy_driver, dirs_exist_ok=True)
         io_spec["io_shape_dict"].update(_driver_io_names(driver_dir))
+    io_spec = _external_weights(cfg, paths, model_path, io_spec, built=driver_dir is not None)
     copy_model(model_path, paths.deploy_model)
     save_io_spec(io_spec, paths.io_spec)
     paths.board_requirements.write_text(board_requirements(cfg))
@@ -298,10 +333,17 @@ def make_deployment_package(
     return target
 
 
+def package_weight_streams(paths):
+    """{layer: uint8 buffer} of the package's external weight files (checked), for an emulator
+    that computes with exactly what the board's weight DMAs will stream."""
+    layout = paths.board_layout()
+    return load_external_weights(layout.runtime_weights, load_io_spec(layout.io_spec))
+
+
 def write_self_check(paths, hw_graph_fn, image_paths):
-    """Record the emulator (`hw_graph_fn`, the bit-exact HW graph) on `image_paths`, preprocessed
-    as the package's accelerator takes them, for `run_board.py --self-check`. Returns the
-    recording."""
+    """Record the emulator (`hw_graph_fn`, the bit-exact HW graph; for external weights one
+    that reads `package_weight_streams`) on `image_paths`, preprocessed as the package's
+    accelerator takes them, for `run_board.py --self-check`. Returns the recording."""
     layout = paths.board_layout()
     io_spec = load_io_spec(layout.io_spec)
     inputs = np.stack([file_input(p, io_spec)[0] for p in image_paths])
