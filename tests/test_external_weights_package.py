@@ -3,6 +3,7 @@ in FINN's driver layout (runtime_weights/<dma>.npy, DMA names as FINN's Zynq bui
 the self-check recorded from and checked against that file, and a missing or changed file
 named by the self-check and by the board backend."""
 
+import json
 import shutil
 import types
 
@@ -20,11 +21,13 @@ from modules.board.accelerator import open_board
 from modules.board.cli import main
 from modules.board.self_check import ReplayDma, load_recording, run_self_check
 from modules.data.demo_data import generate_demo_dataset
+from modules.dataflow import flow as finn_flow
 from modules.dataflow.external_weights import external_weight_layers, set_external_weights
 from modules.dataflow.setup import ensure_finn
 from modules.deployment import package as deploy
 from modules.hardware.emulator import Emulator
 from modules.run_paths import RunPaths
+from modules.vivado import build
 
 PART = "xc7z020clg400-1"
 IMAGES = 4
@@ -45,13 +48,10 @@ def package(tmp_path_factory):
     model = root / "child.onnx"
     child.save(str(model))
     cfg = types.SimpleNamespace(
-        FINN_PLUS_DRIVER_VERSION="1.6.1",
-        DFIRE_CLASS_IDS={0: "smoke", 1: "fire"},
-        BOARD="Pynq-Z2",
-        BOARD_PARTS={"Pynq-Z2": PART},
+        FINN_PLUS_DRIVER_VERSION="1.6.1", DFIRE_CLASS_IDS={0: "smoke", 1: "fire"}
     )
     paths = RunPaths(root / "run")
-    io_spec = deploy.io_spec_from_model(child, CLASSES, parent=parent)
+    io_spec = deploy.io_spec_from_model(child, CLASSES, parent=parent, part=PART)
     deploy.make_deployment_package(cfg, paths, model, io_spec)
     emulator = Emulator(child, weight_streams=deploy.package_weight_streams(paths))
     demo = generate_demo_dataset(root / "demo", {"test": IMAGES}, 48, seed=3)
@@ -115,3 +115,17 @@ def test_emulator_with_the_package_weights_matches_the_graph(package):
     from_file = Emulator(package.child, weight_streams=streams)(x)
     from_graph = Emulator(package.child)(x)
     assert np.array_equal(from_file, from_graph)
+
+
+def test_build_check_refuses_a_folding_json_that_drops_external_weights(package, tmp_path):
+    model = tmp_path / "folded.onnx"
+    package.child.save(str(model))
+    folding = finn_flow.save_folding_config(package.child, tmp_path / "folding.json")
+    assert build.check_streamed_layers(model, folding) == [package.layer]
+    edited = json.loads(folding.read_text())
+    edited[package.layer]["mem_mode"] = "internal_decoupled"
+    folding.write_text(json.dumps(edited))
+    with pytest.raises(
+        ValueError, match=f"folding.json: sets another mem_mode for {package.layer}"
+    ):
+        build.check_streamed_layers(model, folding)

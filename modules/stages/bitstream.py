@@ -21,6 +21,7 @@ def write_build_folder(cfg, paths):
     """RUN/build/: the folded model of 03, its folding JSON, build config and run_build.sh."""
     handoff = load_handoff(paths)
     settings = build.build_settings(cfg)
+    build.check_streamed_layers(handoff["folded_child"], handoff["folding_config"])
     return build.write_build_folder(
         settings, handoff["folded_child"], handoff["folding_config"], paths.build
     )
@@ -48,6 +49,7 @@ def deployment_package(cfg, paths, result):
         cfg.CLASSES,
         parent=ModelWrapper(handoff["parent"]),
         detect_spec=detect_spec,
+        part=build.fpga_part(cfg),
     )
     return make_deployment_package(
         cfg,

@@ -278,7 +278,6 @@ def write_build_folder(settings, model_path, folding_path, root):
     folding_path = Path(folding_path)
     if not folding_path.is_file():
         raise FileNotFoundError(f"{folding_path}: folding JSON from stage 03 not found")
-    check_streamed_layers(model, folding_path)
     folding = root / FOLDING_JSON
     shutil.copy2(folding_path, folding)
     fields = build_config(settings, model, FOLDING_JSON, OUTPUT_DIR)
