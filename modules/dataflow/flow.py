@@ -515,11 +515,28 @@ def child_model(parent):
 
 
 def minimize_bit_widths(model, out_dir=None):
-    """Narrowest weight and accumulator datatypes the actual values allow (builder step)."""
+    """Narrowest weight and accumulator datatypes the actual values allow (builder step),
+    keeping binary (BIPOLAR) MVAU weights at 1 bit."""
     started, before = _start(model)
-    model = model.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
-    model = model.transform(InferDataTypes())
-    return _finish("minimized", before, model, out_dir, started)
+    bipolar = _bipolar_weight_layers(model)
+    model = model.transform(MinimizeWeightBitWidth())
+    for node in model.graph.node:
+        if node.name in bipolar:
+            getCustomOp(node).set_nodeattr("weightDataType", "BIPOLAR")
+    model = model.transform(MinimizeAccumulatorWidth()).transform(InferDataTypes())
+    notes = [f"BIPOLAR weights kept at 1 bit: {', '.join(bipolar)}"] if bipolar else []
+    return _finish("minimized", before, model, out_dir, started, notes)
+
+
+def _bipolar_weight_layers(model):
+    # MinimizeWeightBitWidth stores +-1 weights as INT2 (it asks for -w_max - 1 = -2), which
+    # doubles their BRAM and DRAM stream; FINN's HLS MVAU computes BIPOLAR weights against
+    # integer inputs directly (TWeightI = Recast<Binary>), as its python execution does
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MVAU" and getCustomOp(node).get_nodeattr("weightDataType") == "BIPOLAR"
+    ]
 
 
 def set_impl_styles(model, styles):
