@@ -4,6 +4,8 @@ weights decoded from that stream, and every stage from Brevitas to the emulator 
 bit-exact on real networks (our MobileNetV2-mini: INT weights, VVAUs; CNV: XNOR MVAUs)."""
 
 import dataclasses
+import json
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from qonnx.custom_op.registry import getCustomOp
 from modules.dataflow import flow as finn_flow
 from modules.dataflow import stage_check
 from modules.dataflow.external_weights import (
+    check_dma_packable,
     external_weight_layers,
     set_external_weights,
     weight_stream,
@@ -37,10 +40,11 @@ def _streamable(model):
     """MVAUs whose stream word is whole bytes (what FINN's driver packer takes)."""
     names = []
     for node in _mvaus(model):
-        op = getCustomOp(node)
-        bits = op.get_input_datatype(1).bitwidth()
-        if op.get_nodeattr("PE") * op.get_nodeattr("SIMD") * bits % 8 == 0:
-            names.append(node.name)
+        try:
+            check_dma_packable(model, node)
+        except ValueError:
+            continue
+        names.append(node.name)
     return names
 
 
@@ -120,3 +124,46 @@ def test_non_mvau_asked_to_stream_is_named(mobilenet_flow):
         finn_flow.fold(flow.models["specialized"], folding_config=folding)
     with pytest.raises(finn_flow.FinnFlowError, match="not in the design: .'Conv_99'"):
         finn_flow.fold(flow.models["specialized"], external_weights=["Conv_99"])
+
+
+def _compile(tmp_path, capsys, folding):
+    from test_compile_cli import export_raw, float_input_net
+
+    from modules import cli
+
+    model = export_raw(float_input_net(), (1, 3, 16, 16), tmp_path / "model.onnx")
+    (tmp_path / "folding.json").write_text(json.dumps(folding))
+    argv = ["compile", str(model), "--out", str(tmp_path / "out"), "--target-fps", "1000"]
+    code = cli.main([*argv, "--folding", str(tmp_path / "folding.json")])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out, tmp_path / "out"
+
+
+def test_compile_command_names_a_non_mvau_asked_to_stream(tmp_path, capsys):
+    code, out, _ = _compile(tmp_path, capsys, {"Thresholding_0": {"mem_mode": "external"}})
+    assert code == 1
+    assert re.search(r"compile failed: .*EXTERNAL_WEIGHTS names Thresholding_\w+ \(Thresh", out)
+
+
+def test_compile_and_emulate_a_design_with_streamed_weights(tmp_path, capsys):
+    from modules import cli
+
+    code, out, design = _compile(tmp_path, capsys, {"MVAU_1": {"mem_mode": "external"}})
+    assert code == 0, out
+    accelerator = ModelWrapper(str(design / "design_accelerator.onnx"))
+    assert len(external_weight_layers(accelerator)) == 1
+    x = np.random.default_rng(1).normal(size=(4, 3, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    argv = ["emulate", str(design), "--inputs", str(tmp_path / "x.npy"), "--out"]
+    assert cli.main([*argv, str(tmp_path / "y.npy")]) == 0
+    reference = with_generic_child(design, tmp_path)
+    assert np.array_equal(np.load(tmp_path / "y.npy").reshape(4, -1), reference(x).reshape(4, -1))
+
+
+def with_generic_child(design, tmp_path):
+    from modules.hardware.compile import load_design
+    from modules.quantization.equivalence import onnx_stage
+
+    accelerator = stage_check.despecialize(ModelWrapper(str(design / "design_accelerator.onnx")))
+    return onnx_stage(stage_check.with_child(load_design(design), accelerator, tmp_path / "g.onnx"))

@@ -73,24 +73,30 @@ def streamed_layer(model, name):
 
 
 def stream_geometry(model, node):
-    """(MW, MH, PE, SIMD, weight datatype name) of an MVAU's weight stream; raises naming the
-    layer when FINN's driver packer cannot pack its stream words into whole bytes."""
+    """(MW, MH, PE, SIMD, weight datatype name) of an MVAU's weight stream."""
     op = getCustomOp(node)
     mw, mh, pe, simd = (int(op.get_nodeattr(k)) for k in ("MW", "MH", "PE", "SIMD"))
-    wdt = op.get_input_datatype(1)
-    width = pe * simd * wdt.bitwidth()
-    if mw * mh * wdt.bitwidth() % 8:  # InsertIODMA's interface width must be whole bytes
+    return mw, mh, pe, simd, op.get_input_datatype(1).name
+
+
+def check_dma_packable(model, node):
+    """Raise, naming the layer, unless FINN's weight DMA and driver can carry its weights:
+    InsertIODMA needs the whole matrix in whole bytes, the driver's packer
+    (to_external_tensor) stream words that round to whole bytes at a 4-bit step."""
+    mw, mh, pe, simd, wdt = stream_geometry(model, node)
+    bits = getCustomOp(node).get_input_datatype(1).bitwidth()
+    if mw * mh * bits % 8:
         raise ValueError(
-            f"{node.name}: {mw} x {mh} weights of {wdt.bitwidth()} bit are not whole bytes; "
+            f"{node.name}: {mw} x {mh} weights of {bits} bit are not whole bytes; "
             "FINN's weight DMA moves bytes: keep this layer's weights on chip"
         )
-    if -(-width // 4) * 4 % 8:  # to_external_tensor writes whole hex digit pairs per word
+    width = pe * simd * bits
+    if -(-width // 4) * 4 % 8:
         raise ValueError(
-            f"{node.name}: a weight stream word of PE {pe} x SIMD {simd} x {wdt.bitwidth()} bit "
+            f"{node.name}: a weight stream word of PE {pe} x SIMD {simd} x {bits} bit "
             f"= {width} bits; FINN's driver packs only words that round to whole bytes at a "
             "4-bit step: choose PE/SIMD so that the word is a multiple of 8 bits"
         )
-    return mw, mh, pe, simd, wdt.name
 
 
 def stream_order(mw, mh, pe, simd):

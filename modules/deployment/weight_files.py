@@ -19,8 +19,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from modules.dataflow.external_weights import (
+    check_dma_packable,
     external_weight_layers,
-    stream_geometry,
     streamed_layer,
     weight_stream,
 )
@@ -59,7 +59,7 @@ def dma_plan(folded, part):
     """{"input_dma": name, "weights": [{"dma", "layer", "input_shape"}]} for a folded design
     whose MVAUs stream weights, as FINN's Zynq build and driver name them."""
     for name in external_weight_layers(folded):  # name a layer FINN's DMA cannot feed
-        stream_geometry(folded, streamed_layer(folded, name))
+        check_dma_packable(folded, streamed_layer(folded, name))
     parent = _zynq_partitions(folded, part)
     plan, index = {"input_dma": None, "weights": []}, 0
     for node in parent.get_nodes_by_op_type("StreamingDataflowPartition"):
