@@ -52,8 +52,8 @@ def external_weight_layers(model):
 # is FINN's `InsertIODMA.get_mem_init` matrix (one row of PE x SIMD weights per stream word)
 # packed by `finn.util.data_packing.to_external_tensor`: weight (pe, simd) at bits
 # (pe * SIMD + simd) * w of a little-endian word, words padded to whole bytes. That is the
-# board runtime's `pack` along the reversed row, which packs a 9-Mbit layer in milliseconds
-# where to_external_tensor's per-row hex strings take minutes (tests check the two agree).
+# board runtime's `pack` of each word, which packs a 9-Mbit layer in milliseconds where FINN's
+# per-row Python loops and hex strings take minutes (tests check that the bytes agree).
 
 
 def streamed_layer(model, name):
