@@ -5,14 +5,10 @@ EXTERNAL_WEIGHTS = "auto" (weights the BRAM cannot hold streamed from DRAM).
 
 The same path as `firesmoke cfg-summary tinier-yolo --img-size 416 --fit --set
 EXTERNAL_WEIGHTS=auto ...` (untrained model at the configured bit widths, FINN flow,
-`fit_to_part` with the DRAM bound), run twice on one flow:
+`fit_to_part` with the DRAM bound); the flow keeps the binary weights at 1 bit
+(`flow.minimize_bit_widths`; FINN alone would store them as INT2).
 
-- "as the flow builds it": FINN's MinimizeWeightBitWidth turns the binary (+-1) weights into
-  INT2, 2 bits each;
-- "binary weights kept": the same graph with `graph_fixes.KeepBipolarWeights` (BIPOLAR, 1 bit,
-  exact for +-1 weights).
-
-Per variant: fits within 90 % of every resource, FPS (compute bound, DRAM bound, which holds),
+It prints: fits within 90 % of every resource, FPS (compute bound, DRAM bound, which holds),
 LUT/FF/BRAM36/DSP, the external layers and the bits they read per frame, what binds, and the
 frontier of targets; below the goal FPS, each streamed layer alone off chip at the goal (why
 the goal is missed). QNN-MO-PYNQ's published figure (`published_builds.QNN_MO_PYNQ_TINIER_YOLO`)
@@ -27,7 +23,6 @@ import types
 
 import config
 from modules.dataflow import flow as finn_flow
-from modules.dataflow.graph_fixes import KeepBipolarWeights
 from modules.hardware import detector_fit, dram, estimates
 from modules.hardware.external_weights_report import QNN_MO_PYNQ_TINIER_YOLO
 from modules.models.quant_layers import BitWidths
@@ -92,7 +87,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=416)
     parser.add_argument("--target-fps", type=float, default=20.0)
-    parser.add_argument("--json", help="write both variants' fit here")
+    parser.add_argument("--json", help="write the fit here")
     parser.add_argument("--goal-fps", type=float, default=10.0, help="seed 004's goal")
     args = parser.parse_args()
     values = config.apply("default", EXTERNAL_WEIGHTS="auto")
@@ -111,10 +106,7 @@ def main():
         mvau_wwidth_max=cfg.MVAU_WWIDTH_MAX,
     )
     print(f"tinier-yolo W1A3 at {args.size}x{args.size}: flow {time.time() - started:.0f} s")
-    variants = {
-        "as the flow builds it (INT2 weights)": flow.child,
-        "binary weights kept (BIPOLAR)": flow.child.transform(KeepBipolarWeights()),
-    }
+    variants = {"binary weights at 1 bit": flow.child}
     results = {}
     for name, child in variants.items():
         fit = search(child, cfg, args.target_fps)

@@ -23,6 +23,7 @@ import numpy as np
 from .decisions import decide
 from .detect import detect, presence, settings_from_spec
 from .packing import datatype, pack, unpack
+from .weights import load_external_weights
 
 BACKENDS = ("auto", "board", "emulator")
 
@@ -272,6 +273,8 @@ def open_board(layout, dma=None):
     bitfile = find_bitfile(layout.bitfile_dir)
     print(f"accelerator: board ({bitfile})")
     io_spec = load_io_spec(layout.io_spec)
+    # the driver would only count the .npy files: name a missing or changed one first
+    load_external_weights(layout.runtime_weights, io_spec)
     return BoardAccelerator(io_spec, bitfile, dma=dma, runtime_weight_dir=layout.runtime_weights)
 
 

@@ -23,6 +23,7 @@ from .accelerator import (
 )
 from .array_files import load_npz
 from .preprocess import file_input
+from .weights import load_external_weights
 
 FIELDS = ("names", "inputs", "packed_in", "packed_out", "outputs", "decisions")
 
@@ -116,10 +117,14 @@ def check_image(board, recording, index, images_dir):
 
 
 def run_self_check(layout):
-    """Every recorded image through the board runtime; returns the CheckResults."""
+    """Every recorded image through the board runtime; returns the CheckResults. A design with
+    external weights first loads its weight files as the board does (the recording was made
+    from them): a missing or changed file is an error naming it."""
     recording = load_recording(layout.recording)
+    io_spec = load_io_spec(layout.io_spec)
+    load_external_weights(layout.runtime_weights, io_spec)
     dma = ReplayDma(recording["packed_in"], recording["packed_out"])
-    board = BoardAccelerator(load_io_spec(layout.io_spec), dma=dma)
+    board = BoardAccelerator(io_spec, dma=dma)
     return [
         check_image(board, recording, i, layout.recording_images)
         for i in range(len(recording["names"]))

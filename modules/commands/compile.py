@@ -57,7 +57,8 @@ def _print_text(report):
     if "placement" in report:
         _print_placement(report["placement"])
     if not report["hw_only"]:
-        print(f"no HW-only partition: {report['error']}")
+        partition = report.get("blocker") or "placement" in report
+        print(f"{'no HW-only partition' if partition else 'compile failed'}: {report['error']}")
         return
     print(f"host nodes: {report['host_nodes']}")
     print(f"whole design: {_totals_text(report['totals'], report)}; {report['fps']:.0f} FPS")

@@ -65,6 +65,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
 from qonnx.util.cleanup import cleanup_model
 
+from modules.dataflow import external_weights as dram_weights
 from modules.dataflow import folding_names
 from modules.dataflow.graph_fixes import (
     BipolarOutputToBinary,
@@ -514,11 +515,28 @@ def child_model(parent):
 
 
 def minimize_bit_widths(model, out_dir=None):
-    """Narrowest weight and accumulator datatypes the actual values allow (builder step)."""
+    """Narrowest weight and accumulator datatypes the actual values allow (builder step),
+    keeping binary (BIPOLAR) MVAU weights at 1 bit."""
     started, before = _start(model)
-    model = model.transform(MinimizeWeightBitWidth()).transform(MinimizeAccumulatorWidth())
-    model = model.transform(InferDataTypes())
-    return _finish("minimized", before, model, out_dir, started)
+    bipolar = _bipolar_weight_layers(model)
+    model = model.transform(MinimizeWeightBitWidth())
+    for node in model.graph.node:
+        if node.name in bipolar:
+            getCustomOp(node).set_nodeattr("weightDataType", "BIPOLAR")
+    model = model.transform(MinimizeAccumulatorWidth()).transform(InferDataTypes())
+    notes = [f"BIPOLAR weights kept at 1 bit: {', '.join(bipolar)}"] if bipolar else []
+    return _finish("minimized", before, model, out_dir, started, notes)
+
+
+def _bipolar_weight_layers(model):
+    # MinimizeWeightBitWidth stores +-1 weights as INT2 (it asks for -w_max - 1 = -2), which
+    # doubles their BRAM and DRAM stream; FINN's HLS MVAU computes BIPOLAR weights against
+    # integer inputs directly (TWeightI = Recast<Binary>), as its python execution does
+    return [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MVAU" and getCustomOp(node).get_nodeattr("weightDataType") == "BIPOLAR"
+    ]
 
 
 def set_impl_styles(model, styles):
@@ -553,9 +571,12 @@ def fold(
     clock_mhz=100.0,
     folding_config=None,
     mvau_wwidth_max=36,
+    external_weights=(),
 ):
     """Set PE/SIMD: FINN's SetFolding for `target_fps` at `clock_mhz`, then, if given, a user
-    folding JSON/dict (ApplyConfig) on top. Works on specialized graphs."""
+    folding JSON/dict (ApplyConfig) on top. Works on specialized graphs. `external_weights`:
+    MVAU/VVAU layer names whose weights stream from DRAM (mem_mode "external"), as may the
+    folding JSON's mem_mode entries; any other layer named is a FinnFlowError naming it."""
     started, before = _start(model)
     model = ModelWrapper(model.model.__deepcopy__())
     notes = []
@@ -567,10 +588,32 @@ def fold(
         source = "dict" if isinstance(folding_config, dict) else str(folding_config)
         raw = folding_config if isinstance(folding_config, dict) else _read_json(folding_config)
         config, matched = folding_names.match_folding(raw, model, source)
+        streamed = _streamed_in_config(config)
+        config = {k: {a: v for a, v in attrs.items() if not (k in streamed and a == "mem_mode")}
+                  for k, attrs in config.items()}  # fmt: skip
         model = model.transform(ApplyConfig(config))
+        external_weights = [*external_weights, *streamed]
         notes.append(f"folding config applied: {source} ({len(config) - 1} layers)")
         notes.extend(matched)
+    if external_weights:
+        model = _stream_weights(model, external_weights)
+        notes.append(f"weights from DRAM (mem_mode external): {', '.join(external_weights)}")
     return _finish("folded", before, model, out_dir, started, notes)
+
+
+def _streamed_in_config(config):
+    return [
+        name
+        for name, attrs in config.items()
+        if isinstance(attrs, dict) and attrs.get("mem_mode") == dram_weights.EXTERNAL
+    ]
+
+
+def _stream_weights(model, names):
+    try:
+        return dram_weights.set_external_weights(model, list(dict.fromkeys(names)))
+    except ValueError as error:
+        raise FinnFlowError(str(error)) from None
 
 
 def _read_json(path):
@@ -643,10 +686,13 @@ def run_flow(
     impl_styles=None,
     mvau_wwidth_max=36,
     prepare=None,
+    external_weights=(),
 ):
     """All steps in order. `prepare(model) -> model` runs on the QONNX graph first (e.g. a
     TopK head for an argmax classifier). `input_dtype`: a qonnx DataType name or "auto"
-    (`graph_input_datatype`). A FinnFlowError carries the reports of the steps that ran."""
+    (`graph_input_datatype`). `external_weights`: layers of the folded design that stream
+    their weights from DRAM (`fold`). A FinnFlowError carries the reports of the steps that
+    ran."""
     ensure_finn()
     model, first = load_qonnx(qonnx_path, out_dir)
     if prepare is not None:
@@ -674,7 +720,19 @@ def run_flow(
     reports.append(report)
     child = record(minimize_bit_widths(child, out_dir))
     specialized = record(specialize(child, part, out_dir, impl_styles))
-    folded = record(
-        fold(specialized, out_dir, target_fps, clock_mhz, folding_config, mvau_wwidth_max)
-    )
+    try:
+        folded = record(
+            fold(
+                specialized,
+                out_dir,
+                target_fps,
+                clock_mhz,
+                folding_config,
+                mvau_wwidth_max,
+                external_weights,
+            )
+        )
+    except FinnFlowError as error:
+        error.reports = reports
+        raise
     return FlowResult(models, reports, parent, child, folded, input_dtype)

@@ -37,7 +37,9 @@ def _index(name):
 
 def _translated(attrs, node):
     known = getCustomOp(node).get_nodeattr_types()
-    kept = {k: v for k, v in attrs.items() if k in known}
+    # an entry asking for external weights is kept, so fold() names a layer that cannot stream
+    external = attrs.get("mem_mode") == "external"
+    kept = {k: v for k, v in attrs.items() if k in known or (k == "mem_mode" and external)}
     if kept.get("mem_mode") in MEM_MODES:
         kept["mem_mode"] = MEM_MODES[kept["mem_mode"]]
     return kept

@@ -103,23 +103,3 @@ def output_tail_nodes(model):
         tail.add(producer.name)
         frontier += [name for name in producer.input if model.get_initializer(name) is None]
     return tail
-
-
-class KeepBipolarWeights(Transformation):
-    """FINN's MinimizeWeightBitWidth picks the smallest signed integer type that holds the
-    weights' range, so binary weights (+-1, BIPOLAR) become INT2 and take twice the memory
-    (and, streamed from DRAM, twice the bandwidth). Run after it: an MVAU/VVAU whose weights
-    are all +-1 gets weightDataType BIPOLAR back, which holds them exactly in one bit."""
-
-    def apply(self, model):
-        for node in model.graph.node:
-            if not node.op_type.startswith(("MVAU", "VVAU")):
-                continue
-            weights = model.get_initializer(node.input[1])
-            instance = getCustomOp(node)
-            if weights is None or instance.get_nodeattr("weightDataType") == "BIPOLAR":
-                continue
-            if np.isin(weights, (-1.0, 1.0)).all():
-                instance.set_nodeattr("weightDataType", "BIPOLAR")
-                model.set_tensor_datatype(node.input[1], DataType["BIPOLAR"])
-        return model, False

@@ -7,6 +7,7 @@ checked through `despecialize`, which keeps every attribute (PE, SIMD, minimized
 """
 
 import numpy as np
+import torch
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
@@ -38,9 +39,11 @@ def with_child(parent, child, path):
     return copy
 
 
-def flow_stages(flow, brevitas_model, work_dir, fp32_model=None):
-    """Stage name -> model (torch module or ModelWrapper) for every executable stage of a
-    `finn_flow.FlowResult`, in pipeline order."""
+def flow_stages(flow, brevitas_model, work_dir, fp32_model=None, emulator=None):
+    """Stage name -> model (torch module, ModelWrapper, or a function of an image batch) for
+    every executable stage of a `finn_flow.FlowResult`, in pipeline order. `emulator(model)`
+    (e.g. modules.hardware.emulator.Emulator) adds the folded design as the emulator runs it,
+    external weights read from their weight streams, as the last stage "emulated"."""
     stages = {"fp32": fp32_model} if fp32_model is not None else {}
     stages["brevitas"] = brevitas_model
     for name in ("qonnx", "finn_onnx", "streamlined", "hw_layers"):
@@ -49,17 +52,25 @@ def flow_stages(flow, brevitas_model, work_dir, fp32_model=None):
     stages["folded"] = with_child(
         flow.parent, despecialize(flow.folded), f"{work_dir}/check_folded.onnx"
     )
+    if emulator is not None:
+        design = with_child(flow.parent, flow.folded, f"{work_dir}/check_emulated.onnx")
+        stages["emulated"] = emulator(design)
     return stages
+
+
+def _runner(model):
+    if isinstance(model, ModelWrapper):
+        return onnx_stage(model)
+    if isinstance(model, torch.nn.Module):
+        return torch_stage(model)
+    return model  # already a function of an image batch
 
 
 def stage_equivalence(stages, images, diagnose=True):
     """Run `images` (N,3,H,W, 0..255) through every stage; table of stage, max |delta| to the
     previous stage, identical outputs %, decision agreement %, and whether that stage must be
     identical. On a mismatch between two graphs, `first_divergence` fills `first_divergence`."""
-    runners = {
-        name: onnx_stage(model) if isinstance(model, ModelWrapper) else torch_stage(model)
-        for name, model in stages.items()
-    }
+    runners = {name: _runner(model) for name, model in stages.items()}
     table, outputs = equivalence_table(runners, images)
     names = list(stages)
     # Brevitas vs FP32 is context only; every later stage must match its predecessor exactly

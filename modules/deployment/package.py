@@ -19,6 +19,8 @@ from modules import board as board_runtime
 from modules.board.accelerator import EmulatedAccelerator, load_io_spec
 from modules.board.preprocess import file_input
 from modules.board.self_check import record_self_check
+from modules.board.weights import load_external_weights
+from modules.deployment import weight_files
 from modules.vivado.build import copy_model
 
 NCHW_TO_NHWC = [0, 2, 3, 1]
@@ -144,7 +146,7 @@ def _io_shape_dict(inp, out):
     }
 
 
-def io_spec_from_model(model, classes, parent=None, detect_spec=None):
+def io_spec_from_model(model, classes, parent=None, detect_spec=None, part=None):
     """I/O description of the accelerator.
 
     `model` is the dataflow child (folded: its PE/SIMD give the folded shapes) or a
@@ -153,7 +155,8 @@ def io_spec_from_model(model, classes, parent=None, detect_spec=None):
     output Mul/Add. Typical call: io_spec_from_model(folded_child, CLASSES, parent=parent).
     A detector passes `detect_spec` (its detect_spec.json, written beside io_spec.json): the
     output is then the head tensor, checked against the spec's anchors and its scale against
-    the graph's own dequantizing Mul.
+    the graph's own dequantizing Mul. A design whose MVAUs stream weights from DRAM plans its
+    weight DMAs as FINN's Zynq build for `part` names them (`weight_files.dma_plan`).
     """
     child, parent = _child_and_parent(model, parent)
     if len(child.graph.input) != 1 or len(child.graph.output) != 1:
@@ -179,11 +182,21 @@ def io_spec_from_model(model, classes, parent=None, detect_spec=None):
         "decision": _decision_rule(out["finn_datatype"]),
         "io_shape_dict": _io_shape_dict(inp, out),
     }
+    if weight_files.external_weight_layers(child):
+        _plan_weight_dmas(io_spec, child, part)
     if spec is not None:
         _check_head_scale(spec, out["host_ops"], detect_spec)
         io_spec["detect_spec"] = Path(detect_spec).name
         io_spec["decision"] = "boxes: detect_spec.json decode + NMS; class present iff a box"
     return io_spec
+
+
+def _plan_weight_dmas(io_spec, child, part):
+    if part is None:
+        raise ValueError("a design with external weights needs the FPGA part to name its DMAs")
+    plan = weight_files.dma_plan(child, part)
+    io_spec["io_shape_dict"].update(weight_files.io_shape_entries(plan))
+    io_spec["weight_dmas"] = plan["weights"]  # make_deployment_package writes their files
 
 
 def _check_head_scale(spec, host_ops, spec_path):
@@ -255,13 +268,42 @@ def _copy_bitfile(bitfile, hwh, target):
         shutil.copy2(hwh, bit_copy.with_suffix(".hwh"))
 
 
+DRIVER_IO_KEYS = (
+    "idma_names",
+    "odma_names",
+    "number_of_external_weights",
+    "external_weights_input_shapes",
+)
+
+
 def _driver_io_names(driver_dir):
-    """IODMA names from the built driver's settings.json (the real instance names)."""
+    """IODMA names and weight DMAs from the built driver's settings.json (the real instance
+    names)."""
     settings = Path(driver_dir) / "settings.json"
     if not settings.is_file():
         return {}
     shapes = json.loads(settings.read_text())["driver_information"].get("io_shape_dict", {})
-    return {key: shapes[key] for key in ("idma_names", "odma_names") if key in shapes}
+    return {key: shapes[key] for key in DRIVER_IO_KEYS if key in shapes}
+
+
+def _external_weights(paths, model_path, io_spec, built):
+    """The weight files of the DMAs io_spec plans (`weight_dmas`) in deploy/driver/
+    runtime_weights/: a build's own, else written here as FINN's driver generation would;
+    their records (file, bytes, sha256) go into io_spec["external_weights"]."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    plan = {"weights": io_spec.pop("weight_dmas", [])}
+    if not plan["weights"]:
+        return io_spec
+    target = paths.deploy_runtime_weights
+    if built:
+        records = weight_files.built_weight_files(plan, target)
+    else:
+        if target.exists():
+            shutil.rmtree(target)  # no stale buffers of an earlier design
+        records = weight_files.write_weight_files(ModelWrapper(str(model_path)), plan, target)
+    io_spec["external_weights"] = records
+    return io_spec
 
 
 def copy_board_runtime(paths):
@@ -291,6 +333,7 @@ def make_deployment_package(
     if driver_dir is not None:
         shutil.copytree(driver_dir, paths.deploy_driver, dirs_exist_ok=True)
         io_spec["io_shape_dict"].update(_driver_io_names(driver_dir))
+    io_spec = _external_weights(paths, model_path, io_spec, built=driver_dir is not None)
     copy_model(model_path, paths.deploy_model)
     save_io_spec(io_spec, paths.io_spec)
     paths.board_requirements.write_text(board_requirements(cfg))
@@ -298,10 +341,17 @@ def make_deployment_package(
     return target
 
 
+def package_weight_streams(paths):
+    """{layer: uint8 buffer} of the package's external weight files (checked), for an emulator
+    that computes with exactly what the board's weight DMAs will stream."""
+    layout = paths.board_layout()
+    return load_external_weights(layout.runtime_weights, load_io_spec(layout.io_spec))
+
+
 def write_self_check(paths, hw_graph_fn, image_paths):
-    """Record the emulator (`hw_graph_fn`, the bit-exact HW graph) on `image_paths`, preprocessed
-    as the package's accelerator takes them, for `run_board.py --self-check`. Returns the
-    recording."""
+    """Record the emulator (`hw_graph_fn`, the bit-exact HW graph; for external weights one
+    that reads `package_weight_streams`) on `image_paths`, preprocessed as the package's
+    accelerator takes them, for `run_board.py --self-check`. Returns the recording."""
     layout = paths.board_layout()
     io_spec = load_io_spec(layout.io_spec)
     inputs = np.stack([file_input(p, io_spec)[0] for p in image_paths])

@@ -13,6 +13,11 @@ Integer arithmetic runs on BLAS in float where that is exact: per layer, the acc
 bound terms * max|x| * max|w| (from the input and weight datatypes) picks float32 (exact
 below 2**24), float64 (below 2**53) or int64 (`accumulator_dtype`). Inputs outside the graph
 input's datatype are refused (`check_input_range`).
+
+An MVAU with mem_mode "external" gets its weights from DRAM on the board: the emulator decodes
+them from the bytes its weight DMA streams (`weight_streams`: layer name -> bytes, e.g. the
+deployment package's runtime_weights files; by default the buffer FINN's flow would write), so
+a layout or packing error changes the outputs. FINN's python execution reads the initializer.
 """
 
 import itertools
@@ -23,6 +28,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.util.basic import get_by_name
 from threadpoolctl import threadpool_limits
+
+from modules.dataflow import external_weights
 
 FLOAT32_EXACT = 2**24  # integers up to this magnitude are exact in float32 arithmetic
 FLOAT64_EXACT = 2**53  # ... and in float64; beyond that, int64
@@ -105,12 +112,16 @@ class Emulator:
 
     `threads`: BLAS threads while emulating (None: the library default). One thread is the
     default because the batches are small and a busy machine makes BLAS threads spin-wait.
+    `weight_streams`: layer name -> the uint8 buffer its weight DMA streams, for layers with
+    mem_mode "external" (default: FINN's buffer of the graph's own weights); shared with the
+    dataflow partition's child.
     """
 
-    def __init__(self, model, batch_size=8, threads=1):
+    def __init__(self, model, batch_size=8, threads=1, weight_streams=None):
         self.model = model if isinstance(model, ModelWrapper) else ModelWrapper(str(model))
         self.batch_size = batch_size  # 224x224 activations: a few MB per image and layer
         self.threads = threads
+        self.weight_streams = dict(weight_streams or {})
         self.input_name = self.model.graph.input[0].name
         self.output_name = self.model.graph.output[0].name
         self.steps = [self._compile(node) for node in self.model.graph.node]
@@ -124,7 +135,17 @@ class Emulator:
                 f"{', '.join(sorted(KERNELS))}"
             )
         shapes = [self.model.get_tensor_shape(name) for name in node.output]
+        if op_type == "StreamingDataflowPartition":
+            return node, _partition(node, self.model, self.weight_streams), shapes
+        if op_type == "MVAU" and _streams_weights(node):
+            return node, _mvau(node, self.model, self._streamed_weights(node)), shapes
         return node, builder(node, self.model), shapes
+
+    def _streamed_weights(self, node):
+        stream = self.weight_streams.get(node.name)
+        if stream is None:
+            stream = external_weights.weight_stream(self.model, node)
+        return external_weights.weights_from_stream(self.model, node, stream)
 
     def __call__(self, inputs):
         """All of `inputs`, in batches (values checked against the input datatype first)."""
@@ -267,8 +288,13 @@ def _exact(dtype, compute):
     return wrapped
 
 
-def _mvau(node, model):
-    weights = _initializer(model, node, 1).astype(np.float32)
+def _streams_weights(node):
+    return _attr(node, "mem_mode") == external_weights.EXTERNAL
+
+
+def _mvau(node, model, weights=None):
+    """`weights`: the (MW, MH) matrix when it does not come from the graph (a weight stream)."""
+    weights = (_initializer(model, node, 1) if weights is None else weights).astype(np.float32)
     idt, wdt = _attr(node, "inputDataType"), _attr(node, "weightDataType")
     if _attr(node, "binaryXnorMode", 0) or (idt == "BIPOLAR" and wdt == "BIPOLAR"):
         xnor = bool(_attr(node, "binaryXnorMode", 0))
@@ -433,8 +459,8 @@ def _label_select(node, model):
     return lambda x: (_top_k_indices(x, k).astype(np.float32),)
 
 
-def _partition(node, model):
-    child = Emulator(ModelWrapper(_attr(node, "model")))
+def _partition(node, model, weight_streams=None):
+    child = Emulator(ModelWrapper(_attr(node, "model")), weight_streams=weight_streams)
     return lambda x: (child.run_batch(x),)
 
 

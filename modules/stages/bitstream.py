@@ -9,6 +9,7 @@ from modules.data.datasets import build_split
 from modules.deployment.package import (
     io_spec_from_model,
     make_deployment_package,
+    package_weight_streams,
     write_self_check,
 )
 from modules.hardware.emulator import Emulator
@@ -20,6 +21,7 @@ def write_build_folder(cfg, paths):
     """RUN/build/: the folded model of 03, its folding JSON, build config and run_build.sh."""
     handoff = load_handoff(paths)
     settings = build.build_settings(cfg)
+    build.check_streamed_layers(handoff["folded_child"], handoff["folding_config"])
     return build.write_build_folder(
         settings,
         handoff["folded_child"],
@@ -51,6 +53,7 @@ def deployment_package(cfg, paths, result):
         cfg.CLASSES,
         parent=ModelWrapper(handoff["parent"]),
         detect_spec=detect_spec,
+        part=build.fpga_part(cfg),
     )
     return make_deployment_package(
         cfg,
@@ -65,8 +68,10 @@ def deployment_package(cfg, paths, result):
 
 def record_self_check(cfg, paths, count):
     """The emulated accelerator on `count` test images, recorded into the package for
-    `run_board.py --self-check` (which replays it through the board runtime, no board needed)."""
+    `run_board.py --self-check` (which replays it through the board runtime, no board needed).
+    External weights come from the package's weight files, as the board's DMAs stream them."""
     handoff = load_handoff(paths)
     samples = build_split(cfg, "test")[0][:count]
-    emulator = Emulator(ModelWrapper(handoff["folded_child"]))
+    streams = package_weight_streams(paths)
+    emulator = Emulator(ModelWrapper(handoff["folded_child"]), weight_streams=streams)
     return write_self_check(paths, emulator, [s.image_path for s in samples])

@@ -133,10 +133,11 @@ def fp32_model(task, cfg, paths):
 
 
 def verify_stages(cfg, flow, design, head_model, fp32_model, images, paths):
-    """FP32 (context), Brevitas, QONNX, FINN-ONNX, streamlined, HW layers, partitioned and the
-    chosen folded design, on the same images. Returns the equivalence table."""
+    """FP32 (context), Brevitas, QONNX, FINN-ONNX, streamlined, HW layers, partitioned, the
+    chosen folded design and the emulator running it (weights of external layers read from
+    their weight streams), on the same images. Returns the equivalence table."""
     chosen = dataclasses.replace(flow, folded=design.folded)  # the flow itself stays as compiled
-    stages = stage_check.flow_stages(chosen, head_model, str(paths.finn), fp32_model)
+    stages = stage_check.flow_stages(chosen, head_model, str(paths.finn), fp32_model, Emulator)
     table, _ = stage_check.stage_equivalence(stages, images)
     return table
 

@@ -5,6 +5,12 @@ so the build starts at `step_apply_folding_config` (re-applying the JSON lets a 
 between 03 and 04) and runs FINN's remaining default steps. Without Vivado and Vitis HLS the
 build folder is still written with a ready-to-run `run_build.sh`, and `run_build` reports the
 bitstream as skipped instead of failing. Vivado's reports are read by modules/vivado/reports.py.
+
+MVAUs with mem_mode "external" (weights streamed from DRAM) need nothing extra here: the
+folding JSON carries their mem_mode, and the vivado_zynq shell flow's ZynqBuild runs
+InsertIODMA(insert_extmemw=True), which gives each one a weight DMA (burst mode "wrap"), and
+MakePYNQDriver writes their buffers to driver/runtime_weights/. `check_streamed_layers` makes
+sure the folding JSON still asks for them, since the build re-applies it.
 """
 
 import functools
@@ -249,6 +255,24 @@ else
     "${{PYTHON:-{python}}}" -c {shlex.quote(_python_build_code(model_name))}
 fi
 """
+
+
+def check_streamed_layers(model_path, folding_path):
+    """The layers of the model that stream weights from DRAM; an error naming the folding
+    JSON when it would turn one back to on-chip weights (the build re-applies it)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from modules.dataflow.external_weights import EXTERNAL, external_weight_layers
+
+    streamed = external_weight_layers(ModelWrapper(str(model_path)))
+    folding = json.loads(Path(folding_path).read_text())
+    lost = [n for n in streamed if folding.get(n, {}).get("mem_mode", EXTERNAL) != EXTERNAL]
+    if lost:
+        raise ValueError(
+            f"{folding_path}: sets another mem_mode for {', '.join(lost)}, whose weights the "
+            "design streams from DRAM (mem_mode external); the build would put them on chip"
+        )
+    return streamed
 
 
 def write_build_folder(settings, model_path, folding_path, root, fifo_config_path=None):
