@@ -327,6 +327,7 @@ PROFILES = {
         "DET_WARMUP_EPOCHS": 1.0,
         "FINN_VERIFY_IMAGES": 8,  # python execution of 512-channel layers is slow
         "TARGET_FPS": 10,
+        "EXTERNAL_WEIGHTS": "auto",  # the fit search streams what BRAM cannot hold
     },
     "tiny": {
         "RUN_NAME": "tiny",
