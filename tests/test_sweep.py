@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 
 import config
@@ -227,3 +228,35 @@ def test_every_trial_failing_names_the_reasons(fp32_run, tiny_dirs, tmp_path):
             design_space.run_sweep("tiny", overrides, "test")
         finally:
             config.apply()
+
+
+def finished_trial(label_, method, weight, act, metric, fps, fits, width=1.0):
+    attrs = {
+        "label": label_, "method": method, "width": width, "metric": metric, "fps": fps,
+        "fits": fits, "bits": {"weight": weight, "act": act, "first_weight": 8, "last_weight": 8},
+    }  # fmt: skip
+    return optuna.trial.create_trial(values=[metric, fps], user_attrs=attrs)
+
+
+def test_bit_step_costs_take_fps_at_fit_and_name_designs_that_do_not_fit():
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    for trial in (
+        finished_trial("W8 A8 ptq", "ptq", 8, 8, 0.90, 100.0, True),
+        finished_trial("W4 A4", "qat", 4, 4, 0.88, 300.0, True),
+        finished_trial("W4 A4 ptq", "ptq", 4, 4, 0.85, 400.0, True),
+        # does not fit: its FPS is the design's at the search's start, not an FPS at fit
+        finished_trial("W2 A2", "qat", 2, 2, 0.70, 5000.0, False),
+        finished_trial("W4 A4 x0.5", "qat", 4, 4, 0.80, 900.0, True, width=0.5),
+    ):
+        study.add_trial(trial)
+    steps = results.bit_step_costs(results.trials_table(study)).set_index("from")
+    # the same bits by two methods is no step; each method steps on its own side
+    assert list(steps.index) == ["W8A8 ptq", "W4A4 qat"]
+    assert list(steps["to"]) == ["W4A4 ptq", "W2A2 qat"]
+    down = steps.loc["W8A8 ptq"]
+    assert down["metric_cost"] == pytest.approx(0.05)
+    assert down["fps_gain_x"] == pytest.approx(4.0) and down["does_not_fit"] is None
+    unfit = steps.loc["W4A4 qat"]
+    assert unfit["metric_cost"] == pytest.approx(0.18)
+    assert unfit["fps_at_fit_from"] == 300.0 and pd.isna(unfit["fps_at_fit_to"])
+    assert pd.isna(unfit["fps_gain_x"]) and unfit["does_not_fit"] == "W2A2 qat"
