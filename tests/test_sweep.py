@@ -1,5 +1,8 @@
-"""`firesmoke sweep` on the tiny profile: two workers share one SQLite study, a killed sweep
-resumes without rerunning finished trials, and bad grids, storages and runs get clear errors."""
+"""`firesmoke sweep` on the tiny profile. One study serves the sweep tests: a one-worker sweep
+killed once its first trial finished and its second runs, resumed by two workers (--jobs 2)
+that finish it; every point runs once, the finished trial is not rerun, the killed one is, and
+the points at another width start from one FP32 reference of that width. Bad grids, storages
+and runs get clear errors."""
 
 import json
 import os
@@ -7,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import optuna
@@ -21,17 +25,20 @@ from modules.sweep import results
 from modules.sweep.space import SweepSpaceError, label
 from modules.sweep.study import SweepSpec, SweepStorageError, open_storage
 from modules.tasks.registry import task_for
+from modules.training.checkpoints import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# four cheap points at the run's width (no FP32 reference to train), one QAT epoch each
+# four cheap points, one QAT epoch each; two at half width share one FP32 reference
+HALF = {"WIDTH_MULT": 0.5}
 GRID = [
     {"WEIGHT_BIT_WIDTH": 2, "ACT_BIT_WIDTH": 2},
-    {"WEIGHT_BIT_WIDTH": 3, "ACT_BIT_WIDTH": 3},
-    {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4},
+    {"WEIGHT_BIT_WIDTH": 3, "ACT_BIT_WIDTH": 3, **HALF},
+    {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, **HALF},
     {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "DEPLOY_MODEL": "ptq"},
 ]
 LABELS = {label(point) for point in GRID}
+REFERENCE_MESSAGE = "training the FP32 reference fp32-WIDTH_MULT=0.5"
 
 
 def sweep_settings(tiny_dirs, runs_dir, grid=GRID, **extra):
@@ -49,9 +56,11 @@ def command(subcommand, settings, *args):
     return [*line, "--set", *(f"{key}={value!r}" for key, value in settings.items())]
 
 
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
 def run(line, timeout=3600):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(line, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
+    done = subprocess.run(line, capture_output=True, text=True, env=ENV, timeout=timeout, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -62,6 +71,38 @@ def fp32_run(tiny_dirs, tmp_path_factory):
     runs_dir = tmp_path_factory.mktemp("sweep_runs")
     run(command("train", {**tiny_dirs, "RUNS_DIR": str(runs_dir)}, "--stage", "fp32"))
     return runs_dir
+
+
+@pytest.fixture(scope="module")
+def sweep(fp32_run, tiny_dirs):
+    """GRID's study: one worker killed (SIGKILL to its process group) once its first trial
+    finished and its second runs, then the same command with --jobs 2 to the end. A grace of
+    10 s: the killed trial is stale by the time the second command has started, and a live
+    worker's 1 s heartbeat is never that late, even on a loaded machine."""
+    settings = sweep_settings(tiny_dirs, fp32_run, SWEEP_HEARTBEAT_S=1, SWEEP_GRACE_S=10)
+    line = command("sweep", settings, "--grid", "test")
+    first = subprocess.Popen(line, env=ENV, cwd=REPO, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        study = wait_for(lambda: killable(fp32_run), first)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    finished = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])[0]
+    killed = study.get_trials(states=[optuna.trial.TrialState.RUNNING])[0]
+    checkpoint = Path(finished.user_attrs["checkpoint"])
+    written = checkpoint.stat().st_mtime_ns
+    done = run([*line, "--jobs", "2", "--json"])
+    return types.SimpleNamespace(
+        settings=settings,
+        finished=finished,
+        killed=killed,
+        checkpoint=checkpoint,
+        written=written,
+        resumed_stdout=done.stdout,
+        payload=json.loads(done.stdout[done.stdout.index('{\n  "study"') :]),
+        study=study_of(fp32_run),
+    )
 
 
 def study_of(runs_dir, grid="test"):
@@ -78,18 +119,16 @@ def complete_by_label(study):
 
 
 @pytest.mark.slow
-def test_two_workers_run_every_grid_point_once(fp32_run, tiny_dirs):
-    settings = sweep_settings(tiny_dirs, fp32_run)
-    done = run(command("sweep", settings, "--grid", "test", "--jobs", "2", "--json"))
-    payload = json.loads(done.stdout[done.stdout.index('{\n  "study"') :])
-    study = study_of(fp32_run)
+def test_two_workers_run_every_grid_point_once(sweep, fp32_run):
+    study, payload = sweep.study, sweep.payload
     assert payload["study"] == study.study_name
     assert sorted(row["trial"] for row in payload["trials"]) == [t.number for t in study.trials]
     by_label = complete_by_label(study)
     assert set(by_label) == LABELS
     assert all(len(numbers) == 1 for numbers in by_label.values()), by_label
     done = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
-    assert len({t.user_attrs["worker"] for t in done}) == 2, "both workers ran trials"
+    resumed = {t.user_attrs["worker"] for t in done if t.number != sweep.finished.number}
+    assert len(resumed) == 2, f"both workers of --jobs 2 ran trials: {resumed}"
     for trial in done:
         attrs = trial.user_attrs
         assert 0.0 <= attrs["metric"] <= 1.0 and attrs["fps"] > 0
@@ -99,7 +138,7 @@ def test_two_workers_run_every_grid_point_once(fp32_run, tiny_dirs):
         assert trial.values == [attrs["metric"], attrs["fps"]]
         print(f"trial {trial.number} {attrs['label']}: {attrs['wall_s']} s, worker "
               f"{attrs['worker']}")  # fmt: skip
-    takes_recommendation(study, settings)
+    takes_recommendation(study, sweep.settings)
 
 
 def takes_recommendation(study, settings):
@@ -125,40 +164,67 @@ def takes_recommendation(study, settings):
 
 
 @pytest.mark.slow
-def test_killed_sweep_resumes(fp32_run, tiny_dirs):
-    grid = GRID[:2]
-    settings = sweep_settings(tiny_dirs, fp32_run, grid, SWEEP_HEARTBEAT_S=1, SWEEP_GRACE_S=2)
-    settings["SWEEP_GRIDS"] = {"classify": {"resume": grid}}
-    line = command("sweep", settings, "--grid", "resume")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(line, env=env, cwd=REPO, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        study = wait_for(lambda: killable(fp32_run), first)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-    finished = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])[0]
-    killed = study.get_trials(states=[optuna.trial.TrialState.RUNNING])[0]
-    checkpoint = Path(finished.user_attrs["checkpoint"])
-    written = checkpoint.stat().st_mtime_ns
-
-    run(line)
-    study = study_of(fp32_run, "resume")
+def test_killed_sweep_resumes(sweep):
+    study = sweep.study
     trials = {t.number: t for t in study.get_trials()}
-    assert trials[finished.number].state == optuna.trial.TrialState.COMPLETE
-    assert checkpoint.stat().st_mtime_ns == written, "the finished trial was not rerun"
-    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
-    reruns = [t for t in trials.values() if t.system_attrs.get("failed_trial") == killed.number]
+    assert trials[sweep.finished.number].state == optuna.trial.TrialState.COMPLETE
+    assert sweep.checkpoint.stat().st_mtime_ns == sweep.written, "the finished trial was rerun"
+    assert trials[sweep.killed.number].state == optuna.trial.TrialState.FAIL
+    failed = sweep.killed.number
+    reruns = [t for t in trials.values() if t.system_attrs.get("failed_trial") == failed]
     assert len(reruns) == 1 and reruns[0].state == optuna.trial.TrialState.COMPLETE
-    assert reruns[0].params == killed.params
-    assert {k: len(v) for k, v in complete_by_label(study).items()} == {label(p): 1 for p in grid}
+    assert reruns[0].params == sweep.killed.params
+    assert {k: len(v) for k, v in complete_by_label(study).items()} == {label(p): 1 for p in GRID}
+
+
+@pytest.mark.slow
+def test_points_at_another_width_start_from_one_fp32_reference_of_it(sweep, fp32_run):
+    """A WIDTH_MULT point's QAT starts from an FP32 model of its width, trained once per sweep
+    under sweep/fp32-WIDTH_MULT=0.5/ (the run's full-width checkpoint does not load into it);
+    points at the run's width start from the run's checkpoint."""
+    sweep_root = fp32_run / "tiny" / "sweep"
+    reference = sweep_root / "fp32-WIDTH_MULT=0.5" / "weights" / "fp32_best.pt"
+    full_width = fp32_run / "tiny" / "weights" / "fp32_best.pt"
+    # the two workers of the resumed run train it once between them, and not at all when the
+    # killed run finished it (that run may have been killed while training it)
+    trainings = sweep.resumed_stdout.count(REFERENCE_MESSAGE)
+    finished_there = sweep.finished.user_attrs["point"].get("WIDTH_MULT") == 0.5
+    assert trainings == (0 if finished_there else 1), sweep.resumed_stdout[-3000:]
+    done = sweep.study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    for trial in done:
+        attrs = trial.user_attrs
+        half = attrs["point"].get("WIDTH_MULT") == 0.5
+        assert attrs["width"] == attrs["config"]["WIDTH_MULT"] == (0.5 if half else 1.0)
+        source = reference if half else full_width
+        assert Path(attrs["fp32_reference"]) == source
+        folder = Path(attrs["folder"])
+        assert folder.parent == sweep_root / sweep.study.study_name
+        start = folder / "weights" / "fp32_best.pt"  # where the trial's QAT took it from
+        assert start.read_bytes() == source.read_bytes(), trial.number
+        if attrs["method"] == "qat":
+            init = pd.read_csv(folder / "logs" / "02_fp32_initialisation.csv", index_col=0)
+            init = init.iloc[:, 0]
+            assert Path(init["initialised from"]) == start
+            assert int(init["tensors copied"]) > 0 and init["FP32 tensors not used"] == "none"
+    fp32_model = {**sweep.settings, "BREVITAS_MODEL": False}
+    load_weights(build_classifier(fp32_model, **HALF), reference, "fp32")
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_weights(build_classifier(fp32_model), reference, "fp32")
+
+
+def build_classifier(settings, **point):
+    try:
+        values = config.apply("tiny", **settings, **point)
+    finally:
+        config.apply()
+    cfg = types.SimpleNamespace(**values)
+    return task_for(cfg).build_model(cfg)
 
 
 def killable(runs_dir):
     """The study once its first trial finished and its second runs, else None."""
     try:
-        study = study_of(runs_dir, "resume")
+        study = study_of(runs_dir)
     except KeyError:  # not created yet
         return None
     states = [t.state for t in study.get_trials()]
@@ -198,8 +264,6 @@ def spec_for(cfg, grid):
     overrides = {"SWEEP_GRIDS": {"classify": {"test": grid}}, "RUNS_DIR": cfg.RUNS_DIR}
     try:
         values = config.apply("tiny", **overrides)
-        import types
-
         return design_space.sweep_spec(types.SimpleNamespace(**values), "tiny", overrides, "test")
     finally:
         config.apply()
