@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import sqlalchemy
 
 import config
 from modules.quantization.deployed import deployed_config, load_deployed_model
@@ -223,9 +224,11 @@ def build_classifier(settings, **point):
 
 def killable(runs_dir):
     """The study once its first trial finished and its second runs, else None."""
+    if not (runs_dir / "tiny" / "sweep" / "study.db").is_file():
+        return None
     try:
         study = study_of(runs_dir)
-    except KeyError:  # not created yet
+    except (KeyError, sqlalchemy.exc.OperationalError):  # being created
         return None
     states = [t.state for t in study.get_trials()]
     done = states.count(optuna.trial.TrialState.COMPLETE)
@@ -286,7 +289,7 @@ def test_every_trial_failing_names_the_reasons(fp32_run, tiny_dirs, tmp_path):
     (broken / "tiny" / "weights" / "fp32_best.pt").write_bytes(b"not a checkpoint")
     source = fp32_run / "tiny" / "logs" / "fp32_test_metrics.json"
     (broken / "tiny" / "logs" / "fp32_test_metrics.json").write_text(source.read_text())
-    overrides = sweep_settings(tiny_dirs, broken, GRID[:2])
+    overrides = sweep_settings(tiny_dirs, broken, [GRID[0], GRID[3]])  # the run's width
     with pytest.raises(design_space.SweepFailed, match="all 2 trials.*failed: .*fp32_best.pt"):
         try:
             design_space.run_sweep("tiny", overrides, "test")
