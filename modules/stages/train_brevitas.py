@@ -1,6 +1,7 @@
 """Notebook 02's sequence for either task: bit widths, FP32 initialisation, PTQ and its gate,
 QAT, test evaluation, export, the export checks and the deployed-model record for 03-05, over
-the task interface. `firesmoke train --stage qat` runs the same steps."""
+the task interface. `firesmoke train --stage qat` runs the same steps; notebook 06's QAT
+trials run its QAT steps (train_qat, evaluate_and_export)."""
 
 import pandas as pd
 
