@@ -78,9 +78,9 @@ def fp32_run(tiny_dirs, tmp_path_factory):
 def sweep(fp32_run, tiny_dirs):
     """GRID's study: one worker killed (SIGKILL to its process group) once its first trial
     finished and its second runs, then the same command with --jobs 2 to the end. A grace of
-    10 s: the killed trial is stale by the time the second command has started, and a live
-    worker's 1 s heartbeat is never that late, even on a loaded machine."""
-    settings = sweep_settings(tiny_dirs, fp32_run, SWEEP_HEARTBEAT_S=1, SWEEP_GRACE_S=10)
+    20 s costs no time (the workers take fresh points while the killed trial goes stale), and
+    a live worker's 2 s heartbeat is never that late, even on a loaded machine."""
+    settings = sweep_settings(tiny_dirs, fp32_run, SWEEP_HEARTBEAT_S=2, SWEEP_GRACE_S=20)
     line = command("sweep", settings, "--grid", "test")
     first = subprocess.Popen(line, env=ENV, cwd=REPO, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
