@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 PROFILE ?= demo
 DETECT_PROFILE ?= demo-detect
 # make test runs the files in this many pytest-xdist processes, each file whole in one of them
-# (a file's tests share its fixtures and run in order); 0: one process
+# (its fixtures built once, its tests in order); 0: one process. Not loadgroup: xdist 3.8
+# drops the groups under pytest 9 (no Node._nodeid), so files would be split
 TEST_WORKERS ?= 2
 
 .PHONY: run test lint format bench lab netron clean-venv
