@@ -30,13 +30,14 @@ from modules.training.checkpoints import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# four cheap points, one QAT epoch each; two at half width share one FP32 reference
+# four cheap points, one QAT epoch each: one at the run's width, three at half width sharing
+# one FP32 reference (one of them PTQ from it)
 HALF = {"WIDTH_MULT": 0.5}
 GRID = [
     {"WEIGHT_BIT_WIDTH": 2, "ACT_BIT_WIDTH": 2},
     {"WEIGHT_BIT_WIDTH": 3, "ACT_BIT_WIDTH": 3, **HALF},
     {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, **HALF},
-    {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "DEPLOY_MODEL": "ptq"},
+    {"WEIGHT_BIT_WIDTH": 4, "ACT_BIT_WIDTH": 4, "DEPLOY_MODEL": "ptq", **HALF},
 ]
 LABELS = {label(point) for point in GRID}
 REFERENCE_MESSAGE = "training the FP32 reference fp32-WIDTH_MULT=0.5"
@@ -294,7 +295,8 @@ def test_every_trial_failing_names_the_reasons(fp32_run, tiny_dirs, tmp_path):
     (broken / "tiny" / "weights" / "fp32_best.pt").write_bytes(b"not a checkpoint")
     source = fp32_run / "tiny" / "logs" / "fp32_test_metrics.json"
     (broken / "tiny" / "logs" / "fp32_test_metrics.json").write_text(source.read_text())
-    overrides = sweep_settings(tiny_dirs, broken, [GRID[0], GRID[3]])  # the run's width
+    at_run_width = [GRID[0], {"WEIGHT_BIT_WIDTH": 3, "ACT_BIT_WIDTH": 3}]
+    overrides = sweep_settings(tiny_dirs, broken, at_run_width)
     with pytest.raises(design_space.SweepFailed, match="all 2 trials.*failed: .*fp32_best.pt"):
         try:
             design_space.run_sweep("tiny", overrides, "test")
