@@ -8,6 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= demo
 DETECT_PROFILE ?= demo-detect
+# make test runs the files in this many pytest-xdist processes, each file whole in one of them
+# (its fixtures built once, its tests in order); 0: one process. Not loadgroup: xdist 3.8
+# drops the groups under pytest 9 (no Node._nodeid), so files would be split
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint format bench lab netron clean-venv
 
@@ -26,7 +30,7 @@ run: $(STAMP)
 	$(BIN)/firesmoke run --profile $(DETECT_PROFILE)
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

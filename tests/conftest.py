@@ -1,8 +1,22 @@
+import os
 import types
 
 import pytest
 
 import config
+
+
+def pytest_configure():
+    """Under pytest-xdist (make test), the workers share the cores: torch in each worker, and
+    in the processes its tests start (CLI runs, notebook kernels), takes its share of them
+    instead of one thread per core in every worker."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

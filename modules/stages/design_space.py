@@ -24,7 +24,7 @@ from modules.hardware.estimates import BUDGET_RESOURCES
 from modules.quantization.deployed import DeployedModel
 from modules.quantization.ptq import run_ptq
 from modules.run_paths import run_paths
-from modules.stages import finn_transform, train_brevitas, train_fp32
+from modules.stages import finn_transform, train_brevitas
 from modules.sweep import space as sweep_space
 from modules.sweep import study as sweep_study
 from modules.tasks.registry import task_for
@@ -209,24 +209,13 @@ def quantize(task, cfg, data, paths):
     gate = ptq[1] if ptq is not None else None
     qat_exports, qat_result = None, None
     if cfg.DEPLOY_MODEL == "qat" or (cfg.DEPLOY_MODEL == "gate" and not gate.use_ptq):
-        qat_exports, qat_result = train_qat(task, cfg, data, paths)
+        model, trainer, _ = train_brevitas.train_qat(task, cfg, data, paths)
+        qat_result, qat_exports = train_brevitas.evaluate_and_export(
+            task, cfg, model, data, paths, trainer
+        )
     deployed = train_brevitas.deploy_choice(task, cfg, paths, data, qat_exports, ptq)
     result = ptq[2] if deployed.choice == "ptq" else qat_result
     return deployed, result, gate
-
-
-def train_qat(task, cfg, data, paths):
-    """QAT from the FP32 weights for QAT_EPOCHS, tested, exported and checked (notebook 02)."""
-    model = task.build_model(cfg)
-    train_brevitas.initialise_from_fp32(cfg, model, paths)
-    kind = train_fp32.model_kind(cfg)
-    epochs = cfg.QAT_EPOCHS or cfg.EPOCHS
-    trainer = task.make_trainer(cfg, model, data, paths, kind, epochs)
-    trainer.fit(epochs)
-    result, _ = task.evaluate_on_test(cfg, model, data, paths, kind, trainer.best_path)
-    exports = task.export_quantized(cfg, model, paths)
-    task.verify_quantized(cfg, model, data, paths, result, exports)
-    return exports, result
 
 
 def compile_trial(cfg, paths):

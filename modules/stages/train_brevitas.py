@@ -1,6 +1,7 @@
 """Notebook 02's sequence for either task: bit widths, FP32 initialisation, PTQ and its gate,
 QAT, test evaluation, export, the export checks and the deployed-model record for 03-05, over
-the task interface. `firesmoke train --stage qat` runs the same steps."""
+the task interface. `firesmoke train --stage qat` runs the same steps; notebook 06's QAT
+trials run its QAT steps (train_qat, evaluate_and_export)."""
 
 import pandas as pd
 
@@ -12,7 +13,7 @@ from modules.run_paths import run_paths
 from modules.stages.train_fp32 import model_kind, prepare_data, training_summary
 from modules.tasks.registry import task_for
 from modules.training.checkpoints import init_from_fp32
-from modules.training.distributed import leave_process_group, main_process_first
+from modules.training.distributed import current_world, leave_process_group, main_process_first
 
 
 def bit_widths(cfg):
@@ -64,21 +65,37 @@ def run_qat_training(cfg):
     with main_process_first():
         paths.ensure()
     data = prepare_data(task, cfg, paths)
+    model, trainer, history = train_qat(task, cfg, data, paths)
+    if not leave_process_group().is_main:  # rank 0 alone evaluates and writes
+        return None
+    ptq = ptq_if_possible(task, cfg, data, paths)  # independent of QAT: its own seeded model
+    task.plot_curves(cfg, history, paths.plot(f"{kind}_curves.png"))
+    result, exports = evaluate_and_export(task, cfg, model, data, paths, trainer)
+    deployed = deploy_choice(task, cfg, paths, data, exports, ptq)
+    return {**training_summary(task, trainer, history, result), "deployed": deployed.as_dict()}
+
+
+def train_qat(task, cfg, data, paths):
+    """The Brevitas model initialised from the FP32 weights (its summary saved as
+    02_fp32_initialisation) and trained for QAT_EPOCHS. Returns (model, trainer, history)."""
     model = task.build_model(cfg)
     init = initialise_from_fp32(cfg, model, paths)
     epochs = cfg.QAT_EPOCHS or cfg.EPOCHS
-    trainer = task.make_trainer(cfg, model, data, paths, kind, epochs)
+    trainer = task.make_trainer(cfg, model, data, paths, model_kind(cfg), epochs)
     history = trainer.fit(epochs)
-    if not leave_process_group().is_main:  # rank 0 alone evaluates and writes
-        return None
-    save_table(paths, "02_fp32_initialisation", init)
-    ptq = ptq_if_possible(task, cfg, data, paths)  # independent of QAT: its own seeded model
-    task.plot_curves(cfg, history, paths.plot(f"{kind}_curves.png"))
+    if current_world().is_main:
+        save_table(paths, "02_fp32_initialisation", init)
+    return model, trainer, history
+
+
+def evaluate_and_export(task, cfg, model, data, paths, trainer):
+    """The trained QAT model's best checkpoint on the test split, exported and checked against
+    its exports. Returns (test result, exports)."""
+    kind = model_kind(cfg)
     result, _ = task.evaluate_on_test(cfg, model, data, paths, kind, trainer.best_path)
     exports = task.export_quantized(cfg, model, paths)
     task.verify_quantized(cfg, model, data, paths, result, exports)
-    deployed = deploy_choice(task, cfg, paths, data, exports, ptq)
-    return {**training_summary(task, trainer, history, result), "deployed": deployed.as_dict()}
+    return result, exports
 
 
 def deploy_choice(task, cfg, paths, data, qat_exports, ptq=None):

@@ -64,26 +64,50 @@ def pareto_numbers(study):
     return sorted(t.number for t in study.best_trials)
 
 
+STEP_COLUMNS = (
+    "from", "to", "width", "metric_from", "metric_to", "metric_cost", "fps_at_fit_from",
+    "fps_at_fit_to", "fps_gain_x", "does_not_fit",
+)  # fmt: skip
+
+
 def bit_step_costs(table):
     """Each step down in (weight, activation) bits at the same width and first/last bits:
-    the metric lost and the FPS gained, from the finished trials."""
-    done = table[(table["state"] == "COMPLETE") & table["metric"].notna()]
+    the metric lost and the FPS at fit gained, from the finished trials. Only a design that
+    fits has an FPS at fit (a trial that does not is at its target's FPS): a step with an end
+    that does not fit has no FPS gain and names that end in `does_not_fit`."""
+    done = table[(table["state"] == "COMPLETE") & table["metric"].notna()].copy()
+    # the same bits by two methods is no step: the PTQ trial steps up, the QAT one on down
+    done["is_qat"] = done["method"] == "qat"
     rows = []
     for _, group in done.groupby(["width", "first", "last"], dropna=False):
-        ordered = group.sort_values(["W", "A"], ascending=False)
+        ordered = group.sort_values(["W", "A", "is_qat"], ascending=[False, False, True])
         for (_, high), (_, low) in itertools.pairwise(ordered.iterrows()):
-            rows.append(
-                {
-                    "from": f"W{high['W']}A{high['A']} {high['method']}",
-                    "to": f"W{low['W']}A{low['A']} {low['method']}",
-                    "width": high["width"],
-                    "metric_from": high["metric"],
-                    "metric_to": low["metric"],
-                    "metric_cost": high["metric"] - low["metric"],
-                    "fps_gain_x": low["fps"] / high["fps"] if high["fps"] else None,
-                }
-            )
-    return pd.DataFrame(rows)
+            if (high["W"], high["A"]) != (low["W"], low["A"]):
+                rows.append(_step(high, low))
+    return pd.DataFrame(rows, columns=list(STEP_COLUMNS))
+
+
+def _step(high, low):
+    fps_high, fps_low = _fps_at_fit(high), _fps_at_fit(low)
+    name_high, name_low = (f"W{row['W']}A{row['A']} {row['method']}" for row in (high, low))
+    not_fitting = [name for name, fps in ((name_high, fps_high), (name_low, fps_low)) if not fps]
+    return {
+        "from": name_high,
+        "to": name_low,
+        "width": high["width"],
+        "metric_from": high["metric"],
+        "metric_to": low["metric"],
+        "metric_cost": high["metric"] - low["metric"],
+        "fps_at_fit_from": fps_high,
+        "fps_at_fit_to": fps_low,
+        "fps_gain_x": fps_low / fps_high if fps_high and fps_low else None,
+        "does_not_fit": ", ".join(not_fitting) or None,
+    }
+
+
+def _fps_at_fit(row):
+    """The trial's FPS when its design fits the part (and FINN built it), else None."""
+    return float(row["fps"]) if row["fits"] == True and row["fps"] else None  # noqa: E712
 
 
 def recommend(table, target_fps):
