@@ -239,8 +239,9 @@ class Trainer:
         self.val_loader = make_loader(val_share, batch, workers, None, pin, collate)
         self.scheduler = self.loop.scheduler(self.optimizer, len(self.train_loader))
         self.start_epoch, self.history, self.best_f1 = 0, [], -1.0
-        for stale in remove_stale_temp_files(self.best_path.parent, self.log_path.parent):
-            print(f"removed {stale}, left by an interrupted write")
+        if world.is_main:  # the one rank that writes; another could remove its live temp file
+            for stale in remove_stale_temp_files(self.best_path.parent, self.log_path.parent):
+                print(f"removed {stale}, left by an interrupted write")
 
     @property
     def best_key(self):
