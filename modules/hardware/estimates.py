@@ -452,8 +452,13 @@ def choose_options(costs, rest, budget, fraction, dram_bits_per_s=None):
 
 def _score(share, hardware):
     """Fitting the part comes first (DRAM beyond its limit only lowers the FPS), then the
-    highest share, DRAM's included, then the sum."""
-    return (max(share[hardware].max(), 1.0), share.max(), share.sum())
+    highest share, DRAM's included, then the sum. `share`: (..., resources); returns the three
+    keys, each of shape `share.shape[:-1]`."""
+    return (
+        np.maximum(share[..., hardware].max(axis=-1), 1.0),
+        share.max(axis=-1),
+        share.sum(axis=-1),
+    )
 
 
 def choose_placement(costs, rest, budget, fraction, dram_bits_per_s):
@@ -509,26 +514,32 @@ def _forced_on_chip(table, option):
 
 def _best_switches(cube, chosen, total, score, pairs):
     """The one switch (layer, option), or with `pairs` the two switches of different layers,
-    that most lower the score; [] when none does."""
-    singles = [
-        (layer, option, total - cube[chosen[layer], layer] + cube[option, layer])
-        for layer in range(cube.shape[1])
-        for option in range(cube.shape[0])
-        if option != chosen[layer]
-    ]
-    best, moves = score(total), []
-    for index, (layer, option, after) in enumerate(singles):
-        if not pairs:
-            if score(after) < best:
-                best, moves = score(after), [(layer, option)]
-            continue
-        for other, second, _ in singles[index + 1 :]:
-            if other == layer:
-                continue
-            candidate = after - cube[chosen[other], other] + cube[second, other]
-            if score(candidate) < best:
-                best, moves = score(candidate), [(layer, option), (other, second)]
-    return moves
+    that most lower the score; [] when none does (the first such move in layer, option order
+    on a tie). Vectorised: every candidate's totals at once, then one `score` call."""
+    layers = np.arange(cube.shape[1])
+    deltas = cube - cube[chosen, layers][None]  # O,L,R: change in totals per switch
+    option, layer = np.nonzero(np.arange(cube.shape[0])[:, None] != chosen[None, :])
+    order = np.lexsort((option, layer))  # layer-major, as the moves are listed
+    option, layer, change = option[order], layer[order], deltas[option[order], layer[order]]
+    if not pairs:
+        keys = score(total + change)
+        moves = [[(layer[i], option[i])] for i in range(len(layer))]
+    else:
+        first, second = np.triu_indices(len(layer), k=1)
+        keep = layer[first] != layer[second]
+        first, second = first[keep], second[keep]
+        keys = score(total + change[first] + change[second])
+        moves = [
+            [(layer[a], option[a]), (layer[b], option[b])]
+            for a, b in zip(first, second, strict=True)
+        ]
+    if not moves:
+        return []
+    best = np.lexsort(keys[::-1])[0]  # lexicographic minimum, first index on a tie
+    current = score(total[None])
+    if tuple(k[best] for k in keys) < tuple(k[0] for k in current):
+        return moves[best]
+    return []
 
 
 def best_design(

@@ -18,6 +18,7 @@ from modules.data.datasets import SPLITS, build_split
 from modules.hardware.detector_fit import weight_fit
 from modules.hardware.estimates import part_for_board
 from modules.models.quant_layers import BitWidths
+from modules.quantization import rounding_ties
 from modules.quantization.detect_head import head_quantization, write_detect_spec
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
@@ -175,10 +176,16 @@ class DetectTask(Task):
         count = min(cfg.EQUIVALENCE_IMAGES, len(dataset))
         images = torch.stack([dataset[i][0] for i in range(count)]).numpy()
         stages = {"brevitas head": torch_stage(model), "qonnx head": onnx_stage(exports["deploy"])}
-        equivalence, _ = equivalence_table(stages, images)
+        equivalence, outputs = equivalence_table(stages, images)
+        flips = rounding_ties.explain_stage(equivalence, outputs, "qonnx head", "brevitas head",
+                                            model, exports["deploy"], images)  # fmt: skip
         save_table(paths, "02_qonnx_equivalence", equivalence)
-        if equivalence.loc["qonnx head", "max_abs_diff"] > 1e-5:
-            raise AssertionError(f"QONNX head differs from Brevitas:\n{equivalence}")
+        if flips is not None:
+            save_table(paths, "02_rounding_ties", flips)
+        if not rounding_ties.matches(equivalence, "qonnx head"):
+            raise AssertionError(
+                f"QONNX head differs from Brevitas:\n{equivalence}\nlayer by layer:\n{flips}"
+            )
         brevitas = torch_stage(model)(images)  # (N, A*(5+C), H, W)
         scale = json.loads(exports["detect_spec"].read_text())["head"]["scale"]
         settings = display_settings(cfg, model_anchors(model))
