@@ -667,32 +667,10 @@ def _frontier_row(target, result):
     }
 
 
-def frontier(
-    generic,
-    budget,
-    targets,
-    clock_mhz,
-    fraction=0.9,
-    mvau_wwidth_max=36,
-    fifo_method=FIFO_DEFAULT,
-    external="never",
-    port=None,
-):
-    """Best-fitting resource use at each target FPS (the FPS/resource trade-off)."""
-    rows = []
-    for target in targets:
-        design = best_design(
-            generic,
-            budget,
-            target,
-            clock_mhz,
-            fraction,
-            mvau_wwidth_max,
-            fifo_method,
-            external,
-            port,
-        )
-        rows.append(_frontier_row(target, design))
+def frontier(generic, budget, targets, clock_mhz, *options):
+    """Best-fitting resource use at each target FPS (the FPS/resource trade-off); `options`:
+    best_design's arguments after clock_mhz."""
+    rows = [_frontier_row(t, best_design(generic, budget, t, clock_mhz, *options)) for t in targets]
     return pd.DataFrame(rows)
 
 
