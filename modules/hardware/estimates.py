@@ -48,8 +48,12 @@ EXCLUDES = "host pre/post-processing, input/output packing and DMA set-up per ca
 
 # Per-layer implementation options for MVAU/VVAU: (preferred_impl_style, resType).
 IMPLEMENTATIONS = {"rtl_dsp": ("rtl", "dsp"), "hls_dsp": ("hls", "dsp"), "hls_lut": ("hls", "lut")}
-WEIGHT_MEMORIES = ("block", "distributed")  # ram_style of internal_decoupled weights
-EXTERNAL = "external"  # the third weight memory: mem_mode external, weights from DRAM
+# ram_style of internal_decoupled weights; "packed": block RAM with the HLS layer's SIMD
+# widened to the memory shape that needs the fewest BRAM36 (`pack_weights`)
+PACKED = "packed"
+PACK_WIDENING = 4
+WEIGHT_MEMORIES = ("block", PACKED, "distributed")
+EXTERNAL = "external"  # the fourth weight memory: mem_mode external, weights from DRAM
 DRAM = "DRAM"  # the search's extra resource: bits/s at the target FPS vs the usable bandwidth
 
 
@@ -265,7 +269,30 @@ def compute_layers(model):
 
 def _option_names(external=False):
     memories = (*WEIGHT_MEMORIES, EXTERNAL) if external else WEIGHT_MEMORIES
-    return [f"{impl}/{memory}" for impl in IMPLEMENTATIONS for memory in memories]
+    return [
+        f"{impl}/{memory}"
+        for impl in IMPLEMENTATIONS
+        for memory in memories
+        if not (memory == PACKED and IMPLEMENTATIONS[impl][0] == "rtl")  # HLS layers only
+    ]
+
+
+def pack_weights(instance):
+    """Widen an HLS MVAU's SIMD (to a multiple of its folded SIMD, at most PACK_WIDENING
+    times it, that divides MW) to the weight memory shape needing the fewest BRAM36, the
+    narrowest such: e.g. 48b x 49152 (two 32Kx1 columns per bit, 96 BRAM36) becomes
+    144b x 16384 (16Kx2, 72 BRAM36). A folding a designer short of BRAM would pick by hand;
+    the layer runs faster, with more LUTs for its wider datapath (hence the cap), which the
+    search weighs against the BRAM saved."""
+    mw, mh = instance.get_nodeattr("MW"), instance.get_nodeattr("MH")
+    pe, simd = instance.get_nodeattr("PE"), instance.get_nodeattr("SIMD")
+    bits = instance.get_input_datatype(1).bitwidth()
+
+    def bram(width):
+        return block_models.bram_tiles(pe * width * bits, mw * mh // (pe * width))
+
+    widths = [w for w in range(simd, min(mw, PACK_WIDENING * simd) + 1, simd) if mw % w == 0]
+    instance.set_nodeattr("SIMD", min(widths, key=lambda w: (bram(w), w)))
 
 
 def external_choice(setting, generic):
@@ -326,6 +353,10 @@ def build_design(generic, part, target_fps, clock_mhz, choices, mvau_wwidth_max=
             instance.set_nodeattr("resType", IMPLEMENTATIONS[impl][1])
         if memory == EXTERNAL:
             external.append(node.name)
+        elif memory == PACKED:
+            instance.set_nodeattr("ram_style", "block")
+            if node.op_type == "MVAU_hls":
+                pack_weights(instance)
         else:
             instance.set_nodeattr("ram_style", memory)
     return set_external_weights(folded, external)
