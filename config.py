@@ -131,6 +131,9 @@ FIFO_SIZING = "backpressure"
 # per output pixel): "never" | "auto" (the fit-to-part search moves a layer off chip where that
 # lowers the most used resource and the DRAM bandwidth allows) | [generic layer names, MVAU_3...]
 EXTERNAL_WEIGHTS = "never"
+# notebook 03 (detector): the trained network also compiled at this input size with the
+# fit-to-part search (fits, FPS and bound, streamed layers, resources); None: only at IMG_SIZE
+FIT_IMG_SIZE = None
 # per board: DDR data width and rate, the HP port width (at CLOCK_MHZ) and the DDR controller's
 # efficiency (sources in modules/hardware/dram.py: Digilent/TUL manuals, Zynq-7000 TRM UG585)
 BOARD_DRAM = {
@@ -329,6 +332,7 @@ PROFILES = {
         "FINN_VERIFY_IMAGES": 8,  # python execution of 512-channel layers is slow
         "TARGET_FPS": 10,
         "EXTERNAL_WEIGHTS": "auto",  # the fit search streams what BRAM cannot hold
+        "FIT_IMG_SIZE": 416,  # seed 004's board size: the trained network's fit at 416x416
     },
     "tiny": {
         "RUN_NAME": "tiny",

@@ -192,6 +192,7 @@ RULES = {
     "DEMO_SEED": integer(0),
     "DEMO_IMAGE_SIZE": integer(1),
     "IMG_SIZE": integer(1),
+    "FIT_IMG_SIZE": integer(32, optional=True),
     "MODEL": choice(_models),
     "WIDTH_MULT": number(0, low_open=True),
     "BREVITAS_MODEL": boolean,

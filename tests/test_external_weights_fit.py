@@ -278,3 +278,23 @@ def test_notebook_statement_names_the_bound_and_qnn_mo_pynq():
     assert "139.4 ms" in text  # QNN-MO-PYNQ's hidden layers on the PYNQ-Z1
     assert QNN_MO_PYNQ_TINIER_YOLO["accelerator_fps"] == pytest.approx(1e6 / 139_381)
     assert "QNN-MO-PYNQ" not in external_weights_statement(design, 0.9, "dfire-lpyolo")
+    # demo-tinier's cfg (tinier-yolo with a 2-class head) gets the published figure beside too
+    assert "139.4 ms" in external_weights_statement(design, 0.9, "tinier-yolo-dfire")
+
+
+def test_a_trained_detector_is_fitted_at_the_fit_size_with_its_own_weights(tmp_path):
+    from modules.hardware.detector_fit import calibrated_detector, config_fit
+    from modules.models.quant_layers import BitWidths
+
+    bits = BitWidths(weight=1, act=3)
+    trained = calibrated_detector("tinier-yolo-dfire", bits, 0.125, 32, seed=7)  # stand-in
+    values = config.apply("demo-tinier", TARGET_FPS=200)
+    config.apply()
+    cfg = SimpleNamespace(**values)
+    fit = config_fit("tinier-yolo-dfire", bits, 0.125, 64, cfg, str(tmp_path), model=trained)
+    clean = ModelWrapper(str(tmp_path / "clean.onnx"))
+    assert clean.get_tensor_shape(clean.graph.input[0].name) == [1, 3, 64, 64]
+    first = clean.get_initializer(clean.graph.node[1].input[0])  # the first conv's weights
+    assert np.array_equal(first, trained.layers[0].conv.weight.detach().numpy())
+    assert fit["img_size"] == 64 and fit["external_weights"] == "auto" and fit["frontier"]
+    assert fit["fits"] and fit["fps"] > 0

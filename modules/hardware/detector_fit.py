@@ -237,11 +237,13 @@ def detector_estimates(
     external="never",
     port=None,
     refine=3,
+    model=None,
 ):
     """Brevitas -> QONNX -> FINN flow -> `fit_to_part` for a Darknet cfg (module doc), once per
     FIFO sizing method in `fifo_methods` (config.FIFO_SIZING values; one flow for all);
     returns {method: DetectorEstimate}. `external` (config.EXTERNAL_WEIGHTS) and `port`
-    (dram.DramPort) let the search stream weights from DRAM. Intermediate files go to
+    (dram.DramPort) let the search stream weights from DRAM. `model`: a trained Brevitas
+    detector of the cfg (default: the untrained one, calibrated). Intermediate files go to
     `work_dir` (default: a new temporary folder)."""
     from modules.dataflow import flow as finn_flow
     from modules.hardware import estimates
@@ -249,7 +251,8 @@ def detector_estimates(
 
     out = work_dir or tempfile.mkdtemp(prefix="detector_fit_")
     started = time.time()
-    model = calibrated_detector(cfg, bits, width_mult, img_size)
+    if model is None:
+        model = calibrated_detector(cfg, bits, width_mult, img_size)
     clean = export_qonnx_model(model, img_size, f"{out}/raw.onnx", f"{out}/clean.onnx")
     flow = finn_flow.run_flow(
         clean,
@@ -298,9 +301,10 @@ def without_binary_flags(cfg, path):
     return Path(path)
 
 
-def config_fit(cfg_file, bits, width_mult, img_size, cfg, work_dir=None):
+def config_fit(cfg_file, bits, width_mult, img_size, cfg, work_dir=None, model=None):
     """`fit` of `firesmoke cfg-summary --fit`: `detector_estimates` at the config's board,
-    clock, target FPS, budget, FIFO sizing and EXTERNAL_WEIGHTS (DetectorEstimate.fit)."""
+    clock, target FPS, budget, FIFO sizing and EXTERNAL_WEIGHTS (DetectorEstimate.fit);
+    `model`: a trained detector of the cfg (notebook 03 at FIT_IMG_SIZE), else untrained."""
     from modules.hardware import dram
     from modules.hardware.estimates import part_for_board
 
@@ -320,6 +324,7 @@ def config_fit(cfg_file, bits, width_mult, img_size, cfg, work_dir=None):
         fifo_methods=(cfg.FIFO_SIZING,),
         external=cfg.EXTERNAL_WEIGHTS,
         port=port,
+        model=model,
     )[cfg.FIFO_SIZING]
     return result.fit() | {
         "board": cfg.BOARD,

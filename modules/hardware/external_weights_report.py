@@ -64,6 +64,12 @@ def external_weights_statement(design, fraction, cfg_name=None):
     )
     warning = design.dram_summary().get("dram_warning")
     text = f"{text}.{' ' + warning + '.' if warning else ''}"
-    if cfg_name != "tinier-yolo":
-        return text
-    return f"{text}\nFor comparison: {QNN_MO_PYNQ_TINIER_YOLO['statement']}."
+    published = published_beside(cfg_name)
+    return text if published is None else f"{text}\n{published}"
+
+
+def published_beside(cfg_name):
+    """QNN-MO-PYNQ's published figure for a tinier-yolo cfg (any head), else None."""
+    if not str(cfg_name).startswith("tinier-yolo"):
+        return None
+    return f"For comparison: {QNN_MO_PYNQ_TINIER_YOLO['statement']}."

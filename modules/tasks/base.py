@@ -71,6 +71,11 @@ class Task(ABC):
         """Notebook 03: statements on the model's weight memory vs the part's BRAM, or None."""
         return None
 
+    def deployment_fit(self, cfg, finn_model, bits, paths):
+        """Notebook 03: the trained network compiled at config.FIT_IMG_SIZE with the
+        fit-to-part search (`firesmoke cfg-summary --fit`'s dict), or None."""
+        return None
+
     @abstractmethod
     def accelerator_results(self, cfg, accelerator, dataset, finn_model, paths):
         """Notebook 05: a split through an Accelerator; returns AcceleratorResults."""

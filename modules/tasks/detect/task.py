@@ -15,7 +15,7 @@ import torch
 from modules.board.detect import detect, detect_raw
 from modules.data.boxes import BoxAugmentation, DetectionDataset, collate_boxes
 from modules.data.datasets import SPLITS, build_split
-from modules.hardware.detector_fit import weight_fit
+from modules.hardware.detector_fit import config_fit, weight_fit
 from modules.hardware.estimates import part_for_board
 from modules.models.quant_layers import BitWidths
 from modules.quantization import rounding_ties
@@ -228,6 +228,19 @@ class DetectTask(Task):
         columns = ["cfg", "bit_widths", "weight_bits", "bram_bits", "fits", "statement"]
         return pd.DataFrame({name: {c: getattr(f, c) for c in columns}
                              for name, f in fits.items()}).T  # fmt: skip
+
+    def deployment_fit(self, cfg, finn_model, bits, paths):
+        """The trained detector at FIT_IMG_SIZE (a fully convolutional network: the same
+        weights at any input size) through the FINN flow and the fit-to-part search at the
+        config's board, clock and EXTERNAL_WEIGHTS; saved as finn/fit_<size>/fit.json."""
+        if cfg.FIT_IMG_SIZE is None:
+            return None
+        work = paths.finn / f"fit_{cfg.FIT_IMG_SIZE}"
+        work.mkdir(parents=True, exist_ok=True)
+        fit = config_fit(cfg.DETECTOR_CFG, bits, cfg.DETECTOR_WIDTH_MULT, cfg.FIT_IMG_SIZE, cfg,
+                         str(work), model=finn_model)  # fmt: skip
+        (work / "fit.json").write_text(json.dumps(fit, indent=2, default=str))
+        return fit
 
     def accelerator_results(self, cfg, accelerator, dataset, finn_model, paths):
         """The split through the accelerator: mAP, per-class AP, PR curves and a grid of
