@@ -93,3 +93,21 @@ def test_the_stage_check_and_the_run_summary_accept_tie_flips(tmp_path):
     table.to_csv(paths.table("03_stage_equivalence"))
     assert summary.stages_identical(paths) is False
     assert isinstance(pd.read_csv(paths.table("03_stage_equivalence")), pd.DataFrame)
+
+
+def test_graph_pairs_accept_float_noise_in_shared_tensors_only():
+    _, clean, images = exported()
+    first = ModelWrapper(str(clean))
+    noisy = shifted_first_layer(clean, 1e-6)  # the first layer's float arithmetic reordered
+    explained, tensors = rounding_ties.float_noise_explains(first, noisy, images[0])
+    assert explained and tensors >= 1  # at least the batch norm's output, replaced
+    broken = shifted_first_layer(clean, 0.3)  # a real change: a third of a step
+    explained, _ = rounding_ties.float_noise_explains(first, broken, images[0])
+    assert not explained
+    stages = {"qonnx": first, "changed": broken}
+    table, _ = stage_check.stage_equivalence(stages, images, diagnose=False)
+    assert table.loc["changed", "must_be_identical"]  # a graph after a graph
+    assert table.loc["changed", "identical_outputs_%"] < 100.0
+    assert str(table.loc["changed", "explained_by_ties"]) == "False"
+    with pytest.raises(AssertionError, match="differ"):
+        stage_check.assert_identical(table)

@@ -72,7 +72,8 @@ def stage_equivalence(stages, images, diagnose=True):
     previous stage, identical outputs %, decision agreement %, and whether that stage must be
     identical. On a mismatch between two graphs, `first_divergence` fills `first_divergence`;
     on one between Brevitas and its QONNX export, `rounding_ties.explain_stage` checks layer by
-    layer that every difference is a level flip at a float rounding tie."""
+    layer that every difference is a level flip at a float rounding tie; between two graphs,
+    `rounding_ties.explain_graph_stage` that it comes from float noise in a shared tensor."""
     runners = {name: _runner(model) for name, model in stages.items()}
     table, outputs = equivalence_table(runners, images)
     names = list(stages)
@@ -90,6 +91,10 @@ def stage_equivalence(stages, images, diagnose=True):
                 table, outputs, name, previous, stages[previous], stages[name], images
             )
         both_graphs = all(isinstance(stages[n], ModelWrapper) for n in (name, previous))
+        if differs and both_graphs and table.loc[name, "must_be_identical"]:
+            rounding_ties.explain_graph_stage(
+                table, outputs, name, previous, stages[previous], stages[name], images
+            )
         if diagnose and differs and both_graphs and table.loc[name, "must_be_identical"]:
             image = images[int(np.argmax(np.any(outputs[name] != outputs[previous], axis=1)))]
             table.loc[name, "first_divergence"] = str(

@@ -11,7 +11,10 @@ wrong scale, a wrong padding, a lost layer) changes levels away from ties.
 `layerwise_flips` tells the two apart: it runs the QONNX graph node by node and after every
 activation quantizer puts Brevitas' own activation in its place, so each layer is compared on
 the same input and nothing propagates; every element whose level differs is counted as at a
-tie or not.
+tie or not. FINN's own transformations do the same to float arithmetic (ConvertQONNXtoFINN
+moves the input scale past the first convolution), so between two graphs
+`float_noise_explains` runs the later one node by node and accepts a differing shared tensor
+only as float noise, replacing it with the earlier graph's value.
 """
 
 import numpy as np
@@ -19,7 +22,8 @@ import pandas as pd
 import torch
 from brevitas.nn import QuantIdentity, QuantReLU
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.core.onnx_exec import execute_node
+from qonnx.core.onnx_exec import execute_node, execute_onnx
+from qonnx.util.basic import get_by_name
 
 TIE_TOLERANCE = 1e-3  # distance to the rounding boundary, in quantization steps
 ACT_QUANT_OPS = ("Quant", "BipolarQuant")
@@ -139,3 +143,116 @@ def matches(table, stage):
     traced to rounding ties by `explain_stage`."""
     row = table.loc[stage]  # str(): a column read back from CSV holds the text "True"
     return bool(row["identical_outputs_%"] >= 100.0 or str(row.get("explained_by_ties")) == "True")
+
+
+FLOAT_NOISE_RTOL = 1e-5  # float32 reordering error, relative to the tensor's largest value
+
+
+def float_noise_explains(first, second, image, rtol=FLOAT_NOISE_RTOL):
+    """Graph `second` (a FINN transformation of graph `first`, ModelWrappers) run node by node
+    on one image (3,H,W), with `first`'s values put in place as it goes, so that a rounding tie
+    downstream resolves as in `first`:
+
+    - a tensor both graphs have (same name) that differs must differ by float noise (within
+      `rtol` of its largest magnitude: the same arithmetic in another order, e.g. a scale
+      moved past a convolution);
+    - the n-th MultiThreshold of `second` is paired with the n-th of `first` (when both have
+      as many, with outputs of one shape): its outputs may differ only where its input sits
+      on one of its thresholds, to float error (streamlining recomputes the thresholds).
+
+    Returns (explained, tensors replaced): explained when nothing else differed and the
+    outputs then agree."""
+    feed = np.asarray(image[None], dtype=np.float32)
+    feeds = {first.graph.input[0].name: feed}
+    reference = execute_onnx(first, feeds, return_full_exec_context=True)
+    pairs = {ours.name: theirs for ours, theirs in _paired_thresholds(first, second)}
+    thresholds = {  # first's threshold outputs as second's would give them
+        name: _as_threshold_output(theirs, second.get_node_from_name(name), reference)
+        for name, theirs in pairs.items()
+    }
+    context = second.make_empty_exec_context()
+    context[second.graph.input[0].name] = feed
+    opset = second.get_opset_imports().get("", 11)
+    replaced = 0
+    for node in second.graph.node:
+        execute_node(node, context, second.graph, opset)
+        for index, name in enumerate(node.output):
+            paired = index == 0 and node.name in thresholds
+            if not paired and name not in reference:
+                continue
+            ours = np.asarray(context[name])
+            theirs = np.asarray(thresholds[node.name] if paired else reference[name])
+            if ours.size != theirs.size or np.array_equal(ours.ravel(), theirs.ravel()):
+                continue  # equal, or the same name for another tensor: nothing to compare
+            theirs = theirs.reshape(ours.shape)
+            if paired:  # a tie in either graph: its input on one of its thresholds
+                ties = _threshold_ties(node, context, rtol) | _to_layout(
+                    _threshold_ties(pairs[node.name], reference, rtol), pairs[node.name], node
+                )
+                explained = ties[ours != theirs].all()
+            else:
+                explained = _within_noise(ours, theirs, rtol)
+            if not explained:
+                return False, replaced
+            context[name], replaced = theirs.astype(ours.dtype), replaced + 1
+    ours, theirs = context[second.graph.output[0].name], reference[first.graph.output[0].name]
+    return bool(np.array_equal(np.asarray(ours).ravel(), np.asarray(theirs).ravel())), replaced
+
+
+def _within_noise(ours, theirs, rtol):
+    return float(np.abs(ours - theirs).max()) <= rtol * max(float(np.abs(theirs).max()), 1e-12)
+
+
+def _paired_thresholds(first, second):
+    """(second's, first's) MultiThreshold nodes at the same position, when both graphs have as
+    many (FINN's transformations keep one per activation, in order)."""
+    ours, theirs = (m.get_nodes_by_op_type("MultiThreshold") for m in (second, first))
+    return list(zip(ours, theirs, strict=True)) if len(ours) == len(theirs) else []
+
+
+def _threshold_attr(node, name, default):
+    attribute = get_by_name(node.attribute, name)
+    if attribute is None:
+        return default
+    return attribute.s.decode() if attribute.type == attribute.STRING else attribute.f
+
+
+def _to_layout(array, node, like):
+    """A MultiThreshold `node`'s per-element array in MultiThreshold `like`'s data layout."""
+    layouts = [_threshold_attr(n, "data_layout", "NCHW") for n in (node, like)]
+    if layouts[0] == layouts[1] or array.ndim != 4:
+        return array
+    return np.moveaxis(array, 1, -1) if layouts[1] == "NHWC" else np.moveaxis(array, -1, 1)
+
+
+def _as_threshold_output(node, like, context):
+    """The output of MultiThreshold `node` (its counts in `context`) as MultiThreshold `like`
+    would give the same counts: its data layout, out_scale and out_bias."""
+    value = np.asarray(context[node.output[0]], dtype=np.float64)
+    scale, bias = (
+        _threshold_attr(node, name, d) for name, d in (("out_scale", 1.0), ("out_bias", 0.0))
+    )
+    counts = _to_layout((value - bias) / scale, node, like)
+    return counts * _threshold_attr(like, "out_scale", 1.0) + _threshold_attr(like, "out_bias", 0.0)
+
+
+def _threshold_ties(node, context, rtol):
+    """Per output element of a MultiThreshold: whether its input lies on one of its channel's
+    thresholds, to float error (relative to the threshold, at least 1)."""
+    values = np.asarray(context[node.input[0]], dtype=np.float64)
+    thresholds = np.asarray(context[node.input[1]], dtype=np.float64)
+    axis = -1 if _threshold_attr(node, "data_layout", "NCHW") == "NHWC" else 1
+    moved = np.moveaxis(values, axis, -1)
+    distance = np.abs(moved[..., None] - thresholds)  # (..., C, steps); one row broadcasts
+    near = (distance <= rtol * np.maximum(np.abs(thresholds), 1.0)).any(axis=-1)
+    return np.moveaxis(near, -1, axis)
+
+
+def explain_graph_stage(table, outputs, stage, reference, first, second, images):
+    """As `explain_stage`, for two graphs (`float_noise_explains` on every differing image):
+    float_noise_tensors (tensors replaced: float noise or threshold ties) and
+    explained_by_ties."""
+    differing = differing_images(outputs[reference], outputs[stage])
+    results = [float_noise_explains(first, second, images[i]) for i in differing]
+    table.loc[stage, "float_noise_tensors"] = sum(replaced for _, replaced in results)
+    table.loc[stage, "explained_by_ties"] = bool(results) and all(ok for ok, _ in results)

@@ -19,6 +19,7 @@ from modules.hardware import dram
 from modules.hardware import estimates as finn_estimates
 from modules.hardware.emulator import Emulator
 from modules.hardware.fifo_config import save_fifo_config
+from modules.quantization import rounding_ties
 from modules.training.checkpoints import load_weights
 
 
@@ -140,6 +141,19 @@ def verify_stages(cfg, flow, design, head_model, fp32_model, images, paths):
     stages = stage_check.flow_stages(chosen, head_model, str(paths.finn), fp32_model, Emulator)
     table, _ = stage_check.stage_equivalence(stages, images)
     return table
+
+
+def explain_disagreement(cfg, flow, design, head_model, images, emulated, paths):
+    """The images on which the emulated accelerator's output differs from Brevitas', and every
+    stage run again on them (`verify_stages`; None when there are none): `assert_identical`
+    on that table passes only where each stage matches the one before it exactly or through a
+    rounding tie or float noise (modules/quantization/rounding_ties.py)."""
+    count = len(images)
+    brevitas = np.asarray(stage_check.torch_stage(head_model)(images)).reshape(count, -1)
+    differing = rounding_ties.differing_images(np.asarray(emulated).reshape(count, -1), brevitas)
+    if not len(differing):
+        return differing, None
+    return differing, verify_stages(cfg, flow, design, head_model, None, images[differing], paths)
 
 
 def emulate_design(paths, images):
