@@ -111,3 +111,52 @@ def test_graph_pairs_accept_float_noise_in_shared_tensors_only():
     assert str(table.loc["changed", "explained_by_ties"]) == "False"
     with pytest.raises(AssertionError, match="differ"):
         stage_check.assert_identical(table)
+
+
+@functools.cache
+def finn_graphs():
+    from modules.dataflow import flow as finn_flow
+
+    _, clean, images = exported()
+    flow = finn_flow.run_flow(clean, tempfile.mkdtemp(prefix="ties_flow_"), "xc7z020clg400-1")
+    return flow.models["finn_onnx"], flow.models["streamlined"], images
+
+
+def moved_threshold(streamlined, image, offset):
+    """The streamlined graph with one threshold of its first MultiThreshold moved onto the
+    largest input below it in that channel (+ `offset`), so that exactly the elements with
+    that input change level."""
+    copy = ModelWrapper(streamlined.model.__deepcopy__())
+    node = copy.get_nodes_by_op_type("MultiThreshold")[0]
+    context = execute_onnx_context(copy, image)
+    values = np.moveaxis(context[node.input[0]], -1, 1)[0]  # NHWC -> (C, H, W)
+    thresholds = copy.get_initializer(node.input[1]).copy()
+    for channel, row in enumerate(thresholds):
+        above = row[row > values[channel].min()]
+        below = values[channel][values[channel] < above.min()] if len(above) else []
+        if len(below):
+            step = int(np.argmax(row == above.min()))
+            thresholds[channel, step] = below.max() + offset
+            copy.set_initializer(node.input[1], thresholds)
+            return copy
+    raise AssertionError("no threshold to move")
+
+
+def execute_onnx_context(model, image):
+    from qonnx.core.onnx_exec import execute_onnx
+
+    feed = {model.graph.input[0].name: np.asarray(image[None], dtype=np.float32)}
+    return execute_onnx(model, feed, return_full_exec_context=True)
+
+
+def test_a_threshold_flip_at_a_tie_is_explained_and_one_off_it_is_not():
+    finn_onnx, streamlined, images = finn_graphs()
+    assert rounding_ties.float_noise_explains(finn_onnx, streamlined, images[0])[0]
+    on_tie = moved_threshold(streamlined, images[0], 0.0)  # the input now equals a threshold
+    first = on_tie.get_nodes_by_op_type("MultiThreshold")[0].output[0]
+    moved, before = (execute_onnx_context(g, images[0])[first] for g in (on_tie, streamlined))
+    assert 0 < np.count_nonzero(moved != before) < moved.size // 100  # a few elements flip
+    explained, replaced = rounding_ties.float_noise_explains(finn_onnx, on_tie, images[0])
+    assert explained and replaced >= 1
+    off_tie = moved_threshold(streamlined, images[0], -0.5)  # half a unit below the input
+    assert not rounding_ties.float_noise_explains(finn_onnx, off_tie, images[0])[0]
