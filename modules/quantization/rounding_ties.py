@@ -133,8 +133,9 @@ def explain_stage(table, outputs, stage, reference, model, qonnx, images):
     (the Brevitas `model`): flips_at_ties (level flips at rounding ties, layer by layer, on
     the images that differ) and explained_by_ties. Returns the layerwise table or None."""
     explained, flips = ties_explain(model, qonnx, images, outputs[reference], outputs[stage])
-    table.loc[stage, "flips_at_ties"] = 0 if flips is None else int(flips["flips_at_ties"].sum())
-    table.loc[stage, "explained_by_ties"] = flips is not None and explained
+    if flips is not None:  # an identical stage needs no explanation: both columns stay empty
+        table.loc[stage, "flips_at_ties"] = int(flips["flips_at_ties"].sum())
+        table.loc[stage, "explained_by_ties"] = explained
     return flips
 
 
