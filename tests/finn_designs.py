@@ -86,3 +86,39 @@ def build_cnv_flow(out):
         clean, out, PART, target_fps=1000, standalone_thresholds=False, prepare=insert_top_k
     )
     return {"brevitas": ArgMax(net), "flow": flow, "out": out, "images": random_images(4)}
+
+
+def one_mvau_hls(weights, simd, pe, vectors, in_dtype, weight_dtype, **attrs):
+    """A graph of one MVAU_hls (no activation, INT32 out) over `vectors` (e.g. [1, 5, 5])
+    pixels with `weights` (MW x MH) as initializer; `attrs`: more node attributes."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    mw, mh = weights.shape
+    inp = helper.make_tensor_value_info("inp", TensorProto.FLOAT, [*vectors, mw])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [*vectors, mh])
+    node = helper.make_node(
+        "MVAU_hls",
+        ["inp", "weights"],
+        ["out"],
+        name="MVAU_hls_0",
+        domain="finn.custom_op.fpgadataflow.hls",
+        backend="fpgadataflow",
+        MW=mw,
+        MH=mh,
+        SIMD=simd,
+        PE=pe,
+        inputDataType=in_dtype,
+        weightDataType=weight_dtype,
+        outputDataType="INT32",
+        noActivation=1,
+        numInputVectors=list(vectors),
+        **attrs,
+    )
+    model = ModelWrapper(qonnx_make_model(helper.make_graph([node], "one", [inp], [out])))
+    model.set_initializer("weights", weights.astype(np.float32))
+    for name, dtype in (("inp", in_dtype), ("weights", weight_dtype), ("out", "INT32")):
+        model.set_tensor_datatype(name, DataType[dtype])
+    return model

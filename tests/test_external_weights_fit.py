@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import torch
 from brevitas import nn as qnn
-from onnx import TensorProto, helper
-from qonnx.core.datatype import DataType
+from finn_designs import one_mvau_hls
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.util.basic import qonnx_make_model
 from torch import nn
 
 import config
@@ -32,30 +30,7 @@ PORT = dram.DramPort("test", ddr_width_bits=16, ddr_rate_mts=1000, hp_port_bits=
 def single_mvau():
     """One MVAU_hls: 8 inputs x 4 outputs, INT2 weights, UINT3 input, INT32 output, SIMD 4,
     PE 2, applied to 5x5 pixels; its weights in DRAM."""
-    inp = helper.make_tensor_value_info("inp", TensorProto.FLOAT, [1, 5, 5, 8])
-    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 5, 5, 4])
-    node = helper.make_node(
-        "MVAU_hls",
-        ["inp", "weights"],
-        ["out"],
-        name="MVAU_hls_0",
-        domain="finn.custom_op.fpgadataflow.hls",
-        backend="fpgadataflow",
-        MW=8,
-        MH=4,
-        SIMD=4,
-        PE=2,
-        inputDataType="UINT3",
-        weightDataType="INT2",
-        outputDataType="INT32",
-        noActivation=1,
-        numInputVectors=[1, 5, 5],
-    )
-    model = ModelWrapper(qonnx_make_model(helper.make_graph([node], "one", [inp], [out])))
-    model.set_initializer("weights", np.ones((8, 4), dtype=np.float32))
-    model.set_tensor_datatype("inp", DataType["UINT3"])
-    model.set_tensor_datatype("weights", DataType["INT2"])
-    model.set_tensor_datatype("out", DataType["INT32"])
+    model = one_mvau_hls(np.ones((8, 4)), 4, 2, [1, 5, 5], "UINT3", "INT2")
     return set_external_weights(model, ["MVAU_hls_0"])
 
 

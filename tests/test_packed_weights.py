@@ -7,11 +7,8 @@ import tempfile
 
 import numpy as np
 import torch
-from onnx import TensorProto, helper
-from qonnx.core.datatype import DataType
-from qonnx.core.modelwrapper import ModelWrapper
+from finn_designs import one_mvau_hls
 from qonnx.custom_op.registry import getCustomOp
-from qonnx.util.basic import qonnx_make_model
 from test_darknet_finn import SIZE, calibrate, demo_images
 
 from modules.dataflow import flow as finn_flow
@@ -28,34 +25,9 @@ PART = "xc7z020clg400-1"
 
 def tinier_conv7(simd):
     """Tinier-yolo's 512 -> 512 3x3 binary conv at 13x13 as one MVAU_hls, weights on chip."""
-    mw, mh = 4608, 512
-    inp = helper.make_tensor_value_info("inp", TensorProto.FLOAT, [1, 13, 13, mw])
-    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 13, 13, mh])
-    node = helper.make_node(
-        "MVAU_hls",
-        ["inp", "weights"],
-        ["out"],
-        name="MVAU_hls_0",
-        domain="finn.custom_op.fpgadataflow.hls",
-        backend="fpgadataflow",
-        MW=mw,
-        MH=mh,
-        SIMD=simd,
-        PE=1,
-        inputDataType="UINT3",
-        weightDataType="BIPOLAR",
-        outputDataType="INT32",
-        noActivation=1,
-        numInputVectors=[1, 13, 13],
-        mem_mode="internal_decoupled",
-        ram_style="block",
-    )
-    model = ModelWrapper(qonnx_make_model(helper.make_graph([node], "conv7", [inp], [out])))
-    model.set_initializer("weights", np.ones((mw, mh), dtype=np.float32))
-    model.set_tensor_datatype("inp", DataType["UINT3"])
-    model.set_tensor_datatype("weights", DataType["BIPOLAR"])
-    model.set_tensor_datatype("out", DataType["INT32"])
-    return model
+    weights = np.ones((4608, 512))
+    return one_mvau_hls(weights, simd, 1, [1, 13, 13], "UINT3", "BIPOLAR",
+                        mem_mode="internal_decoupled", ram_style="block")  # fmt: skip
 
 
 def layer_bram(model):
