@@ -160,3 +160,17 @@ def test_a_threshold_flip_at_a_tie_is_explained_and_one_off_it_is_not():
     assert explained and replaced >= 1
     off_tie = moved_threshold(streamlined, images[0], -0.5)  # half a unit below the input
     assert not rounding_ties.float_noise_explains(finn_onnx, off_tie, images[0])[0]
+
+
+def test_layers_pair_up_in_the_residual_classifier(tmp_path):
+    from finn_designs import SIZE as CLASSIFIER_SIZE
+    from finn_designs import calibrated_mobilenet, random_images
+
+    model = calibrated_mobilenet()  # residual adds: shared quantizers, called twice
+    clean = export_qonnx_model(
+        model, CLASSIFIER_SIZE, tmp_path / "raw.onnx", tmp_path / "clean.onnx"
+    )
+    images = random_images(2, seed=3)
+    table = rounding_ties.layerwise_flips(model, clean, images)
+    assert len(table) > 10 and (table["elements"] > 0).all()
+    assert table["flips_elsewhere"].sum() == 0

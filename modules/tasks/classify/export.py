@@ -8,6 +8,7 @@ import pandas as pd
 
 from modules.board.decisions import agreement_percent, decide
 from modules.models.quant_layers import BitWidths
+from modules.quantization import rounding_ties
 from modules.quantization.equivalence import equivalence_table, onnx_stage, torch_stage
 from modules.quantization.export import export_qonnx_model
 from modules.tasks.classify.data import stack_dataset
@@ -56,13 +57,17 @@ def export_all(cfg, model, paths, bits=None):
 
 
 def check_exports(cfg, model, dataset, exports, bits=None):
-    """qonnx execution vs Brevitas on config.EQUIVALENCE_IMAGES test images."""
+    """qonnx execution vs Brevitas on config.EQUIVALENCE_IMAGES test images; where the bipolar
+    graph differs, `rounding_ties.explain_stage` checks each difference is a rounding tie."""
     images, _ = stack_dataset(dataset, cfg.EQUIVALENCE_IMAGES)
+    head = bipolar_model(cfg, model, bits)
     stages = {
         "brevitas logits": torch_stage(model),
         "qonnx logits": onnx_stage(exports["qonnx_logits_clean"]),
-        "brevitas bipolar": (torch_stage(bipolar_model(cfg, model, bits)), "qonnx logits"),
+        "brevitas bipolar": (torch_stage(head), "qonnx logits"),
         "qonnx bipolar": onnx_stage(exports["qonnx_bipolar_clean"]),
     }
-    table, _ = equivalence_table(stages, images)
+    table, outputs = equivalence_table(stages, images)
+    rounding_ties.explain_stage(table, outputs, "qonnx bipolar", "brevitas bipolar", head,
+                                exports["qonnx_bipolar_clean"], images)  # fmt: skip
     return table
