@@ -55,11 +55,21 @@ def seed001(args, builds, coefficients):
     )
     table = resources.block_table(flow.folded, report.part, coefficients=coefficients)
     totals = resources.totals(table)
+    # seed 001 published two builds of this network and does not say which the folding file
+    # belongs to: "Original" and "Only Threshold (pruned)" (per-type LUTs and totals each)
+    published = json.loads(Path(args.reports, f"{SEED001_REPORT}.json").read_text())
+    builds_by_name = published["per_layer_type"]
     rows = [
-        block_fit._error_row("seed 001 (flow + block models)", res, totals[res], report.top[res])
+        block_fit._error_row(
+            f"seed 001 vs {name}", res, totals[res], published_builds._resources(build["top"])[res]
+        )
+        for name, build in builds_by_name.items()
         for res in block_models.RESOURCES
     ]
-    return pd.DataFrame(rows), resources.type_totals(table)
+    types = resources.type_totals(table)[["LUT", "BRAM36", "DSP"]]
+    for name, build in builds_by_name.items():
+        types[f"published LUT ({name})"] = [build["LUT"].get(t) for t in types.index]
+    return pd.DataFrame(rows), types
 
 
 def main():
@@ -80,6 +90,9 @@ def main():
     print(json.dumps(coefficients["holdout"], indent=1))
     skipped = coefficients["skipped_blocks"]
     print(f"\n{len(skipped)} published blocks without the attributes their rule needs (not fitted)")
+    for build in builds:
+        if build.excluded:
+            print(f"{build.name}: layer blocks not fitted ({build.excluded})")
     if args.seed001_onnx:
         seed, types = seed001(args, builds, coefficients)
         print("\nSeed 001's design against its published totals:")

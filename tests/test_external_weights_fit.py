@@ -138,7 +138,8 @@ def test_the_search_streams_the_big_layer_when_bram_is_short(three_convs):
     # at 100 FPS the layer reads 3.8 Gbit/s of the 3.2 Gbit/s usable: the DRAM bound holds
     assert best.performance["fps_dram_bound"] < 100 < best.performance["fps_compute_bound"]
     assert best.performance["bound"] == "dram"
-    assert best.blocks.loc["MVAU_hls_1_weight_dma", "weights_of"] == "MVAU_hls_1"
+    owners = set(best.blocks["weights_of"].dropna())  # its specialized name: MVAU_hls_<n>
+    assert len(owners) == 1 and f"{owners.pop()}_weight_dma" in best.blocks.index
 
 
 def test_never_keeps_every_weight_on_chip(three_convs):

@@ -17,6 +17,10 @@ from pathlib import Path
 from modules.hardware.block_models import RESOURCES, Block, UnknownBlock, block_kind
 
 SEVEN_SERIES = ("xc7",)
+# A build whose routed layer blocks hold under a tenth of FINN's own HLS estimate of the same
+# layers had its logic removed by synthesis (kf7lsu FACILE: four INT6 layers with 63
+# thresholds each in 48-63 LUT, against 2.7-3.1 k estimated); the other builds lie at 0.25-2.1
+OPTIMIZED_AWAY_RATIO = 0.1
 _PARTITION = re.compile(r"^StreamingDataflowPartition_\d+_")
 
 
@@ -37,6 +41,7 @@ class PublishedBuild:
     partial: list = field(default_factory=list)  # block names without usable attributes
     design_blocks: list = field(default_factory=list)  # every Block of the design, if known
     shell: dict | None = None  # top minus all published blocks
+    excluded: str = ""  # why its layer blocks are not fitted ("" if they are)
 
     @property
     def seven_series(self):
@@ -80,6 +85,24 @@ def _block(name, entry):
     return Block(name, _op_type(name, cfg), attrs)
 
 
+def _optimized_away(report):
+    """Why a build's layer blocks are not layer costs, or "": published LUTs of the blocks
+    FINN's HLS estimate covers, against that estimate."""
+    estimates = report.get("estimate_layer_resources_hls") or {}
+    published = estimated = 0.0
+    for name, entry in (report.get("blocks") or {}).items():
+        node = entry.get("onnx_node") or _PARTITION.sub("", name)
+        if node in estimates and entry.get("LUT") is not None:
+            published += float(entry["LUT"])
+            estimated += float(estimates[node].get("LUT", 0))
+    if estimated and published < OPTIMIZED_AWAY_RATIO * estimated:
+        return (
+            f"layer blocks hold {published:.0f} LUT routed against {estimated:.0f} in FINN's HLS "
+            f"estimate: synthesis removed their logic"
+        )
+    return ""
+
+
 def load_build(path):
     path = Path(path)
     report = json.loads(path.read_text())
@@ -105,6 +128,9 @@ def load_build(path):
             build.partial.append(name)
             continue
         build.blocks.append(PublishedBlock(block, _resources(entry)))
+    build.excluded = _optimized_away(report)
+    if build.excluded:  # the IODMAs are DMA engines, not layers: still comparable
+        build.blocks = [item for item in build.blocks if item.block.kind == "IODMA"]
     if blocks and not ooc:
         build.shell = {
             res: (build.top[res] or 0) - sum(_resources(e)[res] or 0 for e in blocks.values())
