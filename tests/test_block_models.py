@@ -102,3 +102,80 @@ def test_leave_one_out_never_sees_the_held_out_design(builds):
     assert row["published"] == held.top["LUT"]
     # per block type: held-out blocks of every kind with published figures
     assert {"MVAU", "FIFO", "DWC", "IODMA"} <= set(blocks["kind"])
+
+
+def _fifo(width_bits, depth, style):
+    shape = [1, 8, 8, 1]
+    return Block("fifo", "StreamingFIFO", {
+        "dataType": f"UINT{width_bits}", "depth": depth, "folded_shape": shape,
+        "impl_style": style,
+    })  # fmt: skip
+
+
+def test_vivado_fifos_store_whole_bytes():
+    # FINN sets the AXI-Stream FIFO IP in whole bytes: 4 bits are stored as 8, 8 columns of
+    # 32K x 1 for 32768 words (4 columns if the padding were not stored)
+    _, bram, _, rule = block_models.fifo_rule(_fifo(4, 32768, "vivado"), PART)
+    assert bram == 8.0 and "8b" in rule
+    assert block_models.fifo_rule(_fifo(8, 32768, "vivado"), PART)[1] == 8.0
+    assert block_models.fifo_rule(_fifo(9, 4096, "vivado"), PART)[1] == 2.0  # 16b: 2 x 4Kx9
+
+
+def test_srl_fifo_luts_count_one_lut_per_32_words_of_a_bit():
+    coefficients = {"blocks": {"FIFO": {"LUT": {"rtl": 30.0, "rtl_width": 0.5}, "designs": []}}}
+    shallow = block_models.cost(_fifo(4, 32, "rtl"), PART, coefficients)
+    deep = block_models.cost(_fifo(4, 4096, "rtl"), PART, coefficients)
+    # same fitted part; the SRLC32Es go from 4 x 1 to 4 x 128
+    assert deep.LUT - shallow.LUT == 4 * 127
+    assert deep.BRAM36 == shallow.BRAM36 == 0
+
+
+def test_a_vvau_is_costed_with_the_mvau_fit_where_none_is_published():
+    coefficients = {"blocks": {"MVAU": {"LUT": {"const": 100.0, "lut_macs": 2.0}, "FF": {},
+                                        "designs": ["a", "b"]}}}  # fmt: skip
+    vvau = Block("vvau", "VVAU_hls", {
+        "PE": 4, "SIMD": 9, "Channels": 16, "Kernel": [3, 3], "inputDataType": "UINT2",
+        "weightDataType": "INT2", "outputDataType": "UINT2", "resType": "lut",
+    })  # fmt: skip
+    cost = block_models.cost(vvau, PART, coefficients)
+    assert cost.LUT == pytest.approx(100.0 + 2.0 * 4 * 9 * 2 * 2 + cost.features["lutram"])
+    assert "MVAU fit on 2 builds (no published VVAU)" in cost.rule
+    assert block_models.cost(vvau, PART, {"blocks": {}}).rule.endswith("prior (none published)")
+
+
+def _report(tmp_path, name, routed_lut, hls_lut):
+    import json
+
+    block = {"PE": 1, "SIMD": 1, "MW": 8, "MH": 8, "inputDataType": "UINT4",
+             "weightDataType": "INT4", "outputDataType": "UINT4"}  # fmt: skip
+    report = {
+        "source": {"part": PART},
+        "top": {"LUT": 5000, "FF": 5000},
+        "blocks": {
+            "StreamingDataflowPartition_1_MVAU_hls_0": {
+                "LUT": routed_lut, "FF": 100, "cfg": {"op_type": "MVAU_hls", **block},
+            },
+            "StreamingDataflowPartition_0_IODMA_0": {"LUT": 700, "FF": 1000},
+        },
+        "estimate_layer_resources_hls": {"MVAU_hls_0": {"LUT": str(hls_lut)}},
+    }  # fmt: skip
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(report))
+    return published_builds.load_build(path)
+
+
+def test_a_build_whose_layers_synthesis_removed_is_not_fitted(tmp_path):
+    removed = _report(tmp_path, "removed", routed_lut=60, hls_lut=2700)  # 2 % of FINN's HLS
+    assert "synthesis removed" in removed.excluded
+    assert [item.block.kind for item in removed.blocks] == ["IODMA"]
+    kept = _report(tmp_path, "kept", routed_lut=700, hls_lut=2700)  # 26 %, as F2Opt's
+    assert kept.excluded == ""
+    assert sorted(item.block.kind for item in kept.blocks) == ["IODMA", "MVAU"]
+
+
+def test_every_held_out_seven_series_design_meets_the_goal(builds):
+    designs, _ = block_fit.leave_one_out(builds)
+    within = block_fit.within_goal(designs)
+    published = designs["published"].notna()
+    assert within[published].all(), designs[published & ~within.fillna(False)]
+    assert len(set(designs["design"])) >= 5  # F2Opt x 2 and tsopeter x 3

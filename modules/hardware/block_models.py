@@ -319,9 +319,11 @@ def fifo_rule(block, part):
     }
     if rtl:
         return features, 0.0, 0.0, f"FIFO {width}b x {depth} (rtl: SRL)"
-    # FINN sets the AXI-Stream FIFO IP's TDATA in whole bytes: the padding bits are stored
-    # too (the INT4 FIFOs of the three tsopeter builds: 32.5, 28.0, 22.0 BRAM36 with
-    # byte-wide FIFOs against 32.5, 28.0, 22.5 published; 25.0, 21.5, 17.5 without)
+    # FINN configures the AXI-Stream FIFO IP with TDATA_NUM_BYTES = ceil(width / 8), and the
+    # IP, synthesized on its own, stores the padding bits too: the INT4 FIFOs of the three
+    # tsopeter builds give 32.5, 28.0, 22.0 BRAM36 byte-wide against 32.5, 28.0, 22.5
+    # published (25.0, 21.5, 17.5 at 4 bits). One routed block differs: F2Opt pynqZ2's
+    # 21b x 2992 FIFO holds 2.5, not 24 bits' 3.0.
     stored = 8 * math.ceil(width / 8)
     bram = bram_tiles(stored, depth)
     return features, bram, 0.0, f"FIFO {width}b x {depth} (vivado: {stored}b FIFO/BRAM primitives)"
