@@ -4,7 +4,9 @@ design: leave one design out, fit on the others, estimate it.
 Only LUT and FF coefficients are fitted (non-negative least squares per block kind on the
 published per-block figures); DSP and BRAM are counted by the rules, so their hold-out
 error tests the rules. The shell (AXI interconnect, reset, PS; the IODMAs are blocks) is
-the mean of the training designs' top minus their blocks.
+the mean of the training designs' top minus their blocks. A build whose routed layer blocks
+hold a small fraction of FINN's own HLS estimate of them lost its layers' logic in synthesis
+(`published_builds.OPTIMIZED_AWAY_RATIO`): its layer blocks are not fitted.
 """
 
 import numpy as np

@@ -11,7 +11,9 @@ StreamingFCLayer_Batch, Thresholding_Batch, ...). Each block type has one rule:
   weight, threshold, window and FIFO memories take Vivado's best aspect-ratio tiling of
   BRAM primitives (`bram_tiles`) unless they are small enough for LUTRAM;
 - LUTRAM (streamed weights, window buffers in distributed RAM) is counted: 64 bits per
-  LUT; constant tables (thresholds, HLS weight ROMs), which synthesis folds, are fitted;
+  LUT, and so are SRL FIFOs: 32 words of one bit per LUT; constant tables (thresholds, HLS
+  weight ROMs), which synthesis folds, are fitted; a VVAU, which no published build has,
+  takes the MVAU's fit (the same HLS multiply-accumulate and threshold loop);
 - the other LUTs and the FFs are linear in a few structural features of the block, with
   coefficients fitted on published per-block reports (`calibration_data/block_models.json`,
   written by benchmarks/calibrate_resources.py); a block type no published build has keeps
