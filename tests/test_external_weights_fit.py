@@ -6,6 +6,7 @@ import json
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from brevitas import nn as qnn
@@ -274,3 +275,20 @@ def test_a_trained_detector_is_fitted_at_the_fit_size_with_its_own_weights(tmp_p
     assert np.array_equal(first, trained.layers[0].conv.weight.detach().numpy())
     assert fit["img_size"] == 64 and fit["external_weights"] == "auto" and fit["frontier"]
     assert fit["fits"] and fit["fps"] > 0
+
+
+def test_options_costed_without_stitching_equal_the_stitched_design(three_convs, monkeypatch):
+    # the search costs every option after the first from the layers alone (layer_table);
+    # stitching each option's whole design must give the same layer and weight-DMA costs
+    search = {"mvau_wwidth_max": 216, "external": "auto", "port": PORT}
+    fast, fast_rest = fe.option_costs(three_convs, TIGHT, 100, CLOCK, **search)
+
+    def stitched(design, part, names, coefficients=None):
+        return fe.resources.block_table(design, part, fifo_method=fe.FIFO_DEFAULT)
+
+    monkeypatch.setattr(fe.resources, "layer_table", stitched)
+    full, full_rest = fe.option_costs(three_convs, TIGHT, 100, CLOCK, **search)
+    assert set(fast) == set(full) and any(option.endswith("/external") for option in fast)
+    for option in full:
+        pd.testing.assert_frame_equal(fast[option], full[option])
+    pd.testing.assert_series_equal(fast_rest, full_rest)

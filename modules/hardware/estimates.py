@@ -399,8 +399,12 @@ def option_costs(
             dict.fromkeys(layers, option),
             mvau_wwidth_max,
         )
-        blocks = resources.block_table(design, budget.part, fifo_method=fifo_method)
         originals = original_names(generic, design)
+        if rest is None:  # the whole stitched design once, for the blocks around the layers
+            blocks = resources.block_table(design, budget.part, fifo_method=fifo_method)
+        else:
+            specialized = [name for name, layer in originals.items() if layer in layers]
+            blocks = resources.layer_table(design, budget.part, specialized)
         per_block = blocks.rename(index=originals)
         table = per_block.loc[layers, names].copy()
         dmas = per_block[per_block["weights_of"].notna()]

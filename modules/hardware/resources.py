@@ -410,17 +410,10 @@ def block_table(folded, part, depths=None, fifo_method=fifo_sizing.METHODS[0], c
     plus the input/output IODMA and the shell."""
     from finn.analysis.fpgadataflow.res_estimation import res_estimation
 
-    coefficients = coefficients or block_models.load_coefficients()
     stitched = stitched_design(folded, part, depths, fifo_method)
     estimates = stitched.analysis(partial(res_estimation, fpgapart=part))
-    blocks = [node_block(stitched, node) for node in stitched.graph.node]
-    blocks += [block_models.Block(name, "IODMA", {}) for name in ("dma_in", "dma_out")]
-    weight_dmas = weight_dma_blocks(stitched)
-    blocks += [block for block, _ in weight_dmas]
-    table, _ = block_fit.estimate_design(blocks, part, coefficients)
-    table = table.rename(columns={"rule": "source"}).set_index("block")
-    owners = {block.name: layer for block, layer in weight_dmas}
-    table["weights_of"] = [owners.get(block) for block in table.index]
+    io_dmas = [block_models.Block(name, "IODMA", {}) for name in ("dma_in", "dma_out")]
+    table = _costed(stitched, stitched.graph.node, part, coefficients, io_dmas, shell=True)
     table["type"] = [block_type(op) for op in table["op_type"]]
     table.loc[table["kind"] == "IODMA", "type"] = "DMA"
     table.loc[table["kind"] == "shell", "type"] = "AXI"
@@ -431,8 +424,30 @@ def block_table(folded, part, depths=None, fifo_method=fifo_sizing.METHODS[0], c
             scale * float(estimates.get(block, {}).get(key, 0)) for block in table.index
         ]
     table["depth"] = [_fifo_depth(stitched, name) for name in table.index]
+    return table
+
+
+def layer_table(folded, part, layers, coefficients=None):
+    """block_table's rows of the `layers` of a folded design and of their weight DMAs, without
+    stitching the rest: a layer's block model reads its own attributes and weights only, not
+    the FIFOs and converters around it (the fit-to-part search costs every option this way)."""
+    nodes = [node for node in folded.graph.node if node.name in set(layers)]
+    return _costed(folded, nodes, part, coefficients, [], shell=False)
+
+
+def _costed(model, nodes, part, coefficients, extra_blocks, shell):
+    """Block-model rows of `nodes` of `model`, `extra_blocks` and the weight DMAs of its
+    external layers (column weights_of: the layer a weight DMA feeds)."""
+    coefficients = coefficients or block_models.load_coefficients()
+    blocks = [node_block(model, node) for node in nodes] + list(extra_blocks)
+    weight_dmas = weight_dma_blocks(model)
+    blocks += [block for block, _ in weight_dmas]
+    table, _ = block_fit.estimate_design(blocks, part, coefficients, shell)
+    table = table.rename(columns={"rule": "source"}).set_index("block")
+    owners = {block.name: layer for block, layer in weight_dmas}
+    table["weights_of"] = [owners.get(block) for block in table.index]
     if not has_uram(part):
-        _rtl_memories_as_yosys_maps_them(table, stitched)
+        _rtl_memories_as_yosys_maps_them(table, model)
     return table
 
 
