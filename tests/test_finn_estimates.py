@@ -76,4 +76,9 @@ def test_fit_mode_lowers_the_target_until_the_design_fits(tmp_path, mobilenet_fl
     assert len(pd.read_csv(paths["blocks_csv"])) == len(best.blocks)
     assert "excludes" in summary["performance"]
     assert set(summary["holdout_error"]) == {"LUT", "FF", "BRAM36", "DSP"}
+    # beside each total its hold-out error; a few DSPs in DSPs, not a percentage of 0 or 1
+    dsp = summary["holdout_error"]["DSP"]
+    unit = "DSP" if dsp["max_abs_error"] <= 5 else "%"
+    assert best.totals.loc["DSP", "hold-out error"].endswith(unit)
+    assert best.totals.loc["LUT", "hold-out error"].endswith(" %")
     assert summary["fifo_method"] == "backpressure"

@@ -32,6 +32,7 @@ from modules.dataflow import flow as finn_flow
 from modules.dataflow.external_weights import set_external_weights
 from modules.dataflow.setup import ensure_finn
 from modules.hardware import block_models, dram, fifo_sizing, resources
+from modules.hardware.design_estimate import holdout_text
 
 # FINN has no LUT model for these (the estimate is 0): totals underestimate LUTs by their cost.
 NO_LUT_MODEL = (
@@ -150,6 +151,11 @@ def totals(blocks, layers, budget, fraction):
                 "fits": used[name] <= fraction * available,
                 # how far to trust `used`: its largest error on published designs held out
                 "hold-out error %": holdout.get(name, {}).get("max_abs_error_pct"),
+                "hold-out error": holdout_text(
+                    name,
+                    holdout.get(name, {}).get("max_abs_error_pct"),
+                    holdout.get(name, {}).get("max_abs_error"),
+                ),
             }
         )
     return pd.DataFrame(rows).set_index("resource")
