@@ -139,6 +139,7 @@ def totals(blocks, layers, budget, fraction):
     rows = []
     for name in BUDGET_RESOURCES:
         available = getattr(budget, name)
+        error = holdout.get(name, {})
         rows.append(
             {
                 "resource": name,
@@ -150,11 +151,9 @@ def totals(blocks, layers, budget, fraction):
                 "% of part": 100.0 * used[name] / available,
                 "fits": used[name] <= fraction * available,
                 # how far to trust `used`: its largest error on published designs held out
-                "hold-out error %": holdout.get(name, {}).get("max_abs_error_pct"),
+                "hold-out error %": error.get("max_abs_error_pct"),
                 "hold-out error": holdout_text(
-                    name,
-                    holdout.get(name, {}).get("max_abs_error_pct"),
-                    holdout.get(name, {}).get("max_abs_error"),
+                    name, error.get("max_abs_error_pct"), error.get("max_abs_error")
                 ),
             }
         )

@@ -431,7 +431,8 @@ def layer_table(folded, part, layers, coefficients=None):
     """block_table's rows of the `layers` of a folded design and of their weight DMAs, without
     stitching the rest: a layer's block model reads its own attributes and weights only, not
     the FIFOs and converters around it (the fit-to-part search costs every option this way)."""
-    nodes = [node for node in folded.graph.node if node.name in set(layers)]
+    wanted = set(layers)
+    nodes = [node for node in folded.graph.node if node.name in wanted]
     return _costed(folded, nodes, part, coefficients, [], shell=False)
 
 
